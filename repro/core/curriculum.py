@@ -31,6 +31,7 @@ size. The default is the ideal ``(B / final) ** 2``; the model zoo plugs measure
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -98,7 +99,7 @@ class CurriculumSpec:
             raise ValueError(f"{self.name}: need one more boundary than resolutions")
         if self.boundaries[0] != 0.0 or not math.isclose(self.boundaries[-1], 1.0):
             raise ValueError(f"{self.name}: boundaries must run from 0 to 1")
-        if any(b <= a for a, b in zip(self.boundaries, self.boundaries[1:])):
+        if any(b <= a for a, b in itertools.pairwise(self.boundaries)):
             raise ValueError(f"{self.name}: boundaries must increase strictly")
         expected = 2 if self.linear_magnitude else len(self.resolutions)
         if len(self.magnitude) != expected:
@@ -367,10 +368,10 @@ def build(
     width = [spec.boundaries[i + 1] - spec.boundaries[i] for i in range(n)]
     if spec.axis == "compute":
         compute = [w * budget for w in width]  # in equivalent epochs
-        epochs_per_stage = [c / rel[b] for c, b in zip(compute, resolutions)]
+        epochs_per_stage = [c / rel[b] for c, b in zip(compute, resolutions, strict=True)]
     else:
         epochs_per_stage = [w * budget for w in width]
-        compute = [e * rel[b] for e, b in zip(epochs_per_stage, resolutions)]
+        compute = [e * rel[b] for e, b in zip(epochs_per_stage, resolutions, strict=True)]
     total = sum(compute)
 
     stages: list[Stage] = []
