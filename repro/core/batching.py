@@ -37,13 +37,14 @@ def stage_batch_sizes(
     """Per-stage global batch size keeping the per-step compute of the final size (capped at ``max_batch``)."""
     if batch_final <= 0 or multiple_of <= 0:
         raise UserError("batch size and multiple must be positive")
-    cap = max_batch if max_batch is not None else math.inf
+    if max_batch is not None and max_batch < batch_final:
+        raise UserError(f"max batch {max_batch} is below the final batch {batch_final}")
     sizes = []
     for stage in curriculum.stages:
-        rel = curriculum.relative_costs[stage.resolution]
-        bs = min(batch_final / rel, cap)
-        bs = max(multiple_of, int(bs // multiple_of) * multiple_of)
-        sizes.append(max(bs, min(batch_final, int(cap))))
+        bs = int(batch_final / curriculum.relative_costs[stage.resolution]) // multiple_of * multiple_of
+        if max_batch is not None:
+            bs = min(bs, max_batch)
+        sizes.append(max(bs, batch_final))
     return sizes
 
 

@@ -53,7 +53,7 @@ def _check(size: Size, h: int, w: int) -> tuple[int, int]:
 # -- PIL <-> tensor plumbing --------------------------------------------------------------------------------
 def _pil_to_tensor(img: Image.Image) -> torch.Tensor:
     """(C, H, W) float32 tensor with the image's raw values (0-255 for 8-bit modes)."""
-    arr = np.asarray(img, dtype=np.float32)
+    arr = np.array(img, dtype=np.float32)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
