@@ -53,13 +53,14 @@ def ideal_cost(final_size: int) -> CostFn:
 
 @dataclass(frozen=True)
 class Resolution:
-    """An input size that adapts to the final size gamma: ``offset + slope * gamma`` (Table 10 rule)."""
+    """An input size that adapts to the final size gamma: ``max(minimum, offset + slope * gamma)`` (Table 10)."""
 
     offset: float
     slope: float = 0.0
+    minimum: int = 0
 
     def at(self, final_size: int) -> int:
-        return int(round(self.offset + self.slope * final_size))
+        return max(self.minimum, int(round(self.offset + self.slope * final_size)))
 
     @staticmethod
     def fixed(b: int) -> Resolution:
@@ -251,7 +252,8 @@ PRESETS: dict[str, CurriculumSpec] = {
             name="etpp-convnext",
             axis="compute",
             boundaries=(0.0, 0.2, 0.6, 1.0),
-            resolutions=(_R.fixed(160), _R.midpoint(96), _R.final()),
+            # (96 + gamma) / 2 is 160 at gamma = 224; ConvNeXt never goes below 160, so it is the floor
+            resolutions=(_R.fixed(160), Resolution(48.0, 0.5, minimum=160), _R.final()),
             magnitude=(0.0, 9.0),
             linear_magnitude=True,
             budget=200,
