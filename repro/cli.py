@@ -12,6 +12,8 @@ from repro.errors import UserError
 # Subcommand name -> module implementing it (see repro/commands/__init__.py for the contract).
 COMMANDS: dict[str, str] = {
     "schedule": "repro.commands.schedule",
+    "validate": "repro.commands.validate",
+    "paper": "repro.commands.paper",
 }
 
 

@@ -1,0 +1,226 @@
+"""Experiment manifests: one YAML file per paper table (``experiments/tableNN.yaml``), validated by pydantic.
+
+A manifest is data, not code. It holds the table's caption and labels, **every numeric cell the paper
+reports** (so the aggregator can compare against it), and for each cell that comes from training the run that
+produces it -- task, model, method, schedule, budget and the overrides of a shared base configuration
+(``experiments/base/*.yaml``: Table 24 and the per-model exceptions of App. A). Profiles say how to run it:
+``full`` is the paper's setting, ``smoke`` the same rows on the Fashion-MNIST proxy on a CPU.
+
+Columns say where a reproduced value comes from:
+
+* ``run``   -- metric ``metric`` of the row's run ``run`` (e.g. top-1 of ``etpp``);
+* ``ratio`` -- ``metric`` of run ``numerator`` divided by that of run ``denominator`` (wall-time speedup);
+* ``cost``  -- the cost model (parameters, FLOPs, computation speedup; ``repro cost``);
+* ``paper`` -- reported for reference only (settings, other authors' numbers): compared with nothing.
+
+A cell is a number, ``null`` for a dash in the paper, or ``{value: ..., note: ...}`` for a number with a mark
+(``<2.22x``, ``83.2%+``, ``~1.5x``). Percentages are stored without ``%`` and speedups without ``x``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from repro.errors import UserError
+
+Task = Literal["in1k", "in22k", "mae", "coco", "ade20k", "transfer", "analysis"]
+"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training +
+fine-tuning; coco / ade20k: detection / segmentation on a pre-trained backbone; transfer: fine-tuning on a
+downstream classification set; analysis: measurements that are not a training run (I/O, search cost)."""
+
+KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunSpec(_Strict):
+    """What to train for a cell. ``epochs`` is real epochs for baseline / EfficientTrain, equivalent epochs for
+    EfficientTrain++ (Sec. 6, 'Overview'); ``overrides`` change the base configuration (timm flag names)."""
+
+    task: Task = "in1k"
+    model: str
+    method: str
+    schedule: str | None = None
+    epochs: float | None = Field(default=None, gt=0)
+    final_size: int | None = Field(default=None, gt=0)
+    dataset: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    note: str | None = None
+
+
+class MarkedValue(_Strict):
+    value: float
+    note: str
+
+
+Cell = Annotated[float | MarkedValue | None, Field(union_mode="left_to_right")]
+
+
+def cell_value(cell: Cell) -> float | None:
+    return cell.value if isinstance(cell, MarkedValue) else cell
+
+
+class Column(_Strict):
+    key: str
+    label: str
+    unit: str = ""
+    source: Literal["run", "ratio", "cost", "paper"]
+    metric: str | None = None
+    run: str | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    higher_is_better: bool = True
+    tolerance: float | None = Field(default=None, ge=0)  # |reproduced - paper| counted as agreement
+
+    @field_validator("key")
+    @classmethod
+    def _snake_case(cls, v: str) -> str:
+        if not KEY.match(v):
+            raise ValueError(f"column key {v!r} must be snake_case (a-z, 0-9, _)")
+        return v
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> Column:
+        need = {"run": ("metric", "run"), "ratio": ("metric", "numerator", "denominator"), "cost": ("metric",)}
+        for name in need.get(self.source, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"column {self.key!r} with source {self.source!r} needs {name!r}")
+        return self
+
+
+class Row(_Strict):
+    label: str
+    group: str | None = None
+    runs: dict[str, RunSpec] = Field(default_factory=dict)
+    cells: dict[str, Cell]
+    note: str | None = None
+
+
+class Profile(_Strict):
+    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the smoke profile keeps
+    the relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``)."""
+
+    description: str
+    dataset: str
+    final_size: int = Field(gt=0)
+    adapt: Literal["table10", "linear"] = "table10"
+    epoch_scale: float = Field(default=1.0, gt=0)
+    model_variant: Literal["full", "proxy"] = "full"
+    global_batch: int | None = Field(default=None, gt=0)
+    gpus: int | None = Field(default=None, gt=0)
+    max_train_images: int | None = Field(default=None, gt=0)
+    expected_hours: float | None = Field(default=None, gt=0)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+
+
+class Manifest(_Strict):
+    table: int = Field(ge=1)
+    title: str
+    caption: str
+    shows: str
+    command: str
+    base: str | None = None
+    columns: list[Column] = Field(min_length=1)
+    rows: list[Row] = Field(min_length=1)
+    profiles: dict[Literal["full", "smoke"], Profile] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Manifest:
+        keys = [c.key for c in self.columns]
+        if len(set(keys)) != len(keys):
+            raise ValueError(f"duplicate column keys: {sorted({k for k in keys if keys.count(k) > 1})}")
+        labels = [r.label for r in self.rows]
+        if len(set(labels)) != len(labels):
+            raise ValueError(f"duplicate row labels: {sorted({x for x in labels if labels.count(x) > 1})}")
+        columns = {c.key: c for c in self.columns}
+        for i, row in enumerate(self.rows):
+            where = f"rows[{i}] ({row.label!r})"
+            missing, unknown = set(keys) - set(row.cells), set(row.cells) - set(keys)
+            if unknown:
+                raise ValueError(f"{where}: cells {sorted(unknown)} are not columns (columns: {keys})")
+            if missing:
+                raise ValueError(f"{where}: no cell for columns {sorted(missing)} (write null for a dash)")
+            for key, cell in row.cells.items():
+                col = columns[key]
+                if cell is None:
+                    continue
+                needed = [col.run] if col.source == "run" else []
+                needed += [col.numerator, col.denominator] if col.source == "ratio" else []
+                for run in needed:
+                    if run not in row.runs:
+                        raise ValueError(f"{where}: column {key!r} needs a run {run!r} in this row's runs")
+        return self
+
+    def row(self, label: str) -> Row:
+        for row in self.rows:
+            if row.label == label:
+                return row
+        raise UserError(f"table {self.table} has no row {label!r}; rows: {', '.join(r.label for r in self.rows)}")
+
+    def paper_cells(self) -> list[tuple[str, str, float]]:
+        """(row label, column key, value) for every numeric cell, in table order."""
+        out = []
+        for row in self.rows:
+            for col in self.columns:
+                value = cell_value(row.cells[col.key])
+                if value is not None:
+                    out.append((row.label, col.key, value))
+        return out
+
+
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[2] / "experiments"
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"] if not str(p).startswith("function-"))
+    msg = first["msg"].removeprefix("Value error, ")
+    got = first.get("input")
+    shown = "" if isinstance(got, dict | list) or got is None else f" (got {got!r})"
+    more = f" [+{err.error_count() - 1} more]" if err.error_count() > 1 else ""
+    return f"{path}: {loc or 'manifest'}: {msg}{shown}{more}"
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate a manifest; any problem is one ``UserError`` line naming file, field and expectation."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such manifest; see experiments/ for the tables") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "?"
+        raise UserError(f"{path}: not valid YAML at {where}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a manifest must be a YAML mapping, got {type(data).__name__}")
+    try:
+        manifest = Manifest.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_format_error(path, err)) from None
+    match = re.fullmatch(r"table(\d+)\.ya?ml", path.name)
+    if match and int(match.group(1)) != manifest.table:
+        named = int(match.group(1))
+        raise UserError(f"{path}: table: file name says table {named} but the manifest says {manifest.table}")
+    return manifest
+
+
+def manifest_path(table: int | str) -> Path:
+    """``experiments/tableNN.yaml`` for a table number (or a path, returned as is)."""
+    if isinstance(table, str) and not table.isdigit():
+        return Path(table)
+    return EXPERIMENTS_DIR / f"table{int(table):02d}.yaml"
+
+
+def all_manifests() -> list[Path]:
+    return sorted(EXPERIMENTS_DIR.glob("table*.yaml"))

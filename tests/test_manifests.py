@@ -1,0 +1,86 @@
+"""Manifests: every table validates; broken copies fail with one line naming file, field and expectation."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repro.cli import main
+from repro.errors import UserError
+from repro.launch.manifest import all_manifests, load_manifest
+
+TABLE7 = Path(__file__).resolve().parents[1] / "experiments" / "table07.yaml"
+
+
+def test_all_manifests_validate(capsys):
+    paths = all_manifests()
+    assert TABLE7 in paths
+    assert main(["validate"]) == 0
+    assert capsys.readouterr().out.count("ok  ") == len(paths)
+
+
+def test_table7_paper_cells_csv(capsys):
+    """The 114 cells of Table 7: 19 models x (params, FLOPs, two top-1, two speedups), in paper order."""
+    assert main(["paper", "7", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 114
+    models = list(dict.fromkeys(r["row"] for r in rows))
+    assert models[0] == "ResNet-50" and models[-1] == "CAFormer-M36" and len(models) == 19
+    assert list(dict.fromkeys(r["column"] for r in rows)) == [
+        "params_m", "gflops", "baseline_top1", "etpp_top1", "computation_speedup", "walltime_speedup"
+    ]
+    cell = {(r["row"], r["column"]): float(r["value"]) for r in rows}
+    assert cell["DeiT-Tiny", "computation_speedup"] == 1.56 and cell["DeiT-Tiny", "walltime_speedup"] == 1.64
+    assert cell["CAFormer-M36", "etpp_top1"] == 85.0 and cell["ConvNeXt-Base", "gflops"] == 15.4
+    # Sec. 6.1.1: ET++ is within 0.1 below or above the baseline everywhere, and 1.49x-1.56x faster
+    assert all(cell[m, "etpp_top1"] - cell[m, "baseline_top1"] >= -0.1 for m in models)
+    assert all(1.49 <= cell[m, "computation_speedup"] <= 1.56 for m in models)
+
+
+def _broken(tmp_path: Path, edit) -> Path:
+    data = yaml.safe_load(TABLE7.read_text())
+    edit(data)
+    path = tmp_path / "table07.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d: d["rows"][3]["cells"].update(gflops="lots"), "rows.3.cells.gflops"),
+        (lambda d: d["rows"][0]["cells"].pop("etpp_top1"), "no cell for columns ['etpp_top1']"),
+        (lambda d: d["rows"][0]["runs"].pop("etpp"), "needs a run 'etpp'"),
+        (lambda d: d.pop("caption"), "caption: Field required"),
+        (lambda d: d["rows"][1].update(label="ResNet-50"), "duplicate row labels"),
+        (lambda d: d["columns"][0].update(key="Params M"), "must be snake_case"),
+        (lambda d: d["rows"][0]["runs"]["baseline"].update(epochs=-3), "rows.0.runs.baseline.epochs"),
+        (lambda d: d["rows"][0]["runs"]["baseline"].update(task="imagenet"), "rows.0.runs.baseline.task"),
+        (lambda d: d.update(colour="blue"), "colour: Extra inputs are not permitted"),
+        (lambda d: d.update(table=8), "file name says table 7"),
+    ],
+)
+def test_broken_manifest_one_line_error(tmp_path, capsys, edit, expected):
+    path = _broken(tmp_path, edit)
+    with pytest.raises(UserError, match=None) as info:
+        load_manifest(path)
+    assert expected in str(info.value) and str(path) in str(info.value)
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1
+
+
+def test_unreadable_manifests(tmp_path, capsys):
+    bad = tmp_path / "table07.yaml"
+    bad.write_text("table: 7\nrows: [\n")
+    assert main(["validate", str(bad)]) == 2
+    assert "not valid YAML at line" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "table99.yaml")]) == 2
+    assert "no such manifest" in capsys.readouterr().err
+    bad.write_text("- just\n- a list\n")
+    assert main(["validate", str(bad)]) == 2
+    assert "must be a YAML mapping" in capsys.readouterr().err
