@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "schedule": "repro.commands.schedule",
     "validate": "repro.commands.validate",
     "paper": "repro.commands.paper",
+    "table": "repro.commands.table",
 }
 
 

@@ -1,0 +1,101 @@
+"""``repro table N`` and ``repro compare``: render paper vs reproduced from existing runs only (no training)."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from typing import Any
+
+from repro.errors import UserError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--runs", default="runs", help="directory holding the run directories (default: runs/)")
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "table",
+        help="render results/tableNN.{md,csv,tex} (+ plots) from existing runs",
+        description="Join the paper's cells with reproduced ones from finished runs; never trains.",
+    )
+    p.add_argument("table", help="table number or manifest path")
+    _common(p)
+    p.add_argument("--out", default="results", help="output directory (default: results/)")
+    p.add_argument("--no-plots", action="store_true")
+    p.set_defaults(run=run_table)
+
+    c = subparsers.add_parser(
+        "compare",
+        help="list reproduced cells outside tolerance of the paper's",
+        description="List cells whose reproduced value differs from the paper's by more than the column's "
+        "tolerance (or --tolerance). Exit status 1 when any cell is outside.",
+    )
+    c.add_argument("--table", action="append", help="table number(s) (default: all manifests)")
+    c.add_argument("--tolerance", type=float, help="absolute tolerance for every column (default: per column)")
+    _common(c)
+    c.set_defaults(run=run_compare)
+
+
+def _frame(table: str, profile: str, runs_dir: str):  # type: ignore[no-untyped-def]
+    from repro.launch.manifest import load_manifest, manifest_path
+    from repro.results.collect import collect_runs, reproduce
+    from repro.results.costs import cost_lookup
+
+    manifest = load_manifest(manifest_path(table))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = reproduce(manifest, profile, collect_runs(runs_dir), cost_lookup())
+    for w in caught:
+        print(f"warning: {w.message}")
+    return manifest, frame
+
+
+def run_table(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repro.results.render import write_table
+
+    manifest, frame = _frame(args.table, args.profile, args.runs)
+    paths = write_table(manifest, frame, args.out)
+    if not args.no_plots:
+        paths += _plots(manifest, frame, Path(args.out))
+    reproduced = int(frame["reproduced"].notna().sum())
+    print(f"table {manifest.table} ({args.profile}): {reproduced}/{len(frame)} cells reproduced")
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def _plots(manifest, frame, out):  # type: ignore[no-untyped-def]
+    from repro.core.curriculum import build
+    from repro.results.plots import plot_accuracy_vs_cost, plot_curriculum
+
+    paths = []
+    keys = {c.key for c in manifest.columns}
+    if {"baseline_top1", "etpp_top1"} <= keys:
+        paths.append(plot_accuracy_vs_cost(frame, out / f"table{manifest.table:02d}_accuracy_vs_cost.png"))
+        schedules = {spec.schedule for row in manifest.rows for spec in row.runs.values() if spec.schedule}
+        for name in sorted(schedules):
+            paths.append(plot_curriculum(build(name), out / f"curriculum_{name}.png"))
+    return paths
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from repro.launch.manifest import all_manifests
+    from repro.results.collect import outside_tolerance
+
+    tables = args.table or [str(p) for p in all_manifests()]
+    if not tables:
+        raise UserError("no manifests to compare")
+    bad = 0
+    for table in tables:
+        manifest, frame = _frame(table, args.profile, args.runs)
+        off = outside_tolerance(frame, args.tolerance)
+        have = int(frame["reproduced"].notna().sum())
+        print(f"table {manifest.table}: {have} reproduced, {len(off)} outside tolerance")
+        for r in off.itertuples():
+            print(f"  {r.row} / {r.column}: paper {r.paper:g}, reproduced {r.reproduced:.4g} ({r.delta:+.3g})")
+        bad += len(off)
+    return 1 if bad else 0

@@ -1,0 +1,117 @@
+"""Manifest cells -> runs: resolve each row's RunSpecs into a complete, hashable training configuration.
+
+The resolved configuration is composed in one fixed order, each layer overriding the previous one:
+
+1. the manifest's base config (``experiments/base/NAME.yaml``: Table 24),
+2. the base config's per-model exceptions (App. A.1: drop path, EMA, AMP, LAMB, ...),
+3. the run itself (model, method, schedule, epochs, final size, dataset) and its ``overrides``,
+4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``.
+
+A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
+same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from repro.errors import UserError
+from repro.launch.manifest import EXPERIMENTS_DIR, Manifest, RunSpec
+
+
+class BaseConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    config: dict[str, Any]
+    models: dict[str, dict[str, Any]] = {}
+
+
+def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConfig:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+        raise UserError(f"{path}: no such base config; known: {known}")
+    try:
+        return BaseConfig.model_validate(yaml.safe_load(path.read_text()))
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise UserError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    table: int
+    row: str
+    key: str  # the run's name within its row (e.g. "baseline", "etpp")
+    profile: str
+    spec: RunSpec
+    config: dict[str, Any]
+    run_id: str
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig | None) -> dict[str, Any]:
+    if profile_name not in manifest.profiles:
+        known = ", ".join(manifest.profiles) or "none"
+        raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
+    profile = manifest.profiles[profile_name]
+    config: dict[str, Any] = dict(base.config) if base else {}
+    model_defaults = dict(base.models.get(spec.model, {})) if base else {}
+    timm_name = model_defaults.pop("timm", None)
+    config.update(model_defaults)
+    config.update(
+        task=spec.task,
+        model=spec.model,
+        timm_model=timm_name,
+        method=spec.method,
+        schedule=spec.schedule,
+        final_size=spec.final_size or profile.final_size,
+        dataset=spec.dataset or profile.dataset,
+    )
+    epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
+    config.update(spec.overrides)
+    config.update(
+        profile=profile_name,
+        epochs=None if epochs is None else epochs * profile.epoch_scale,
+        adapt=profile.adapt,
+        model_variant=profile.model_variant,
+        max_train_images=profile.max_train_images,
+    )
+    if profile.global_batch is not None:
+        config["batch_size"] = profile.global_batch
+    config.update(profile.overrides)
+    return config
+
+
+def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> list[ResolvedRun]:
+    """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``."""
+    if only:
+        for label in only:
+            manifest.row(label)  # one-line error for an unknown row
+    base = load_base(manifest.base) if manifest.base else None
+    runs = []
+    for row in manifest.rows:
+        if only and row.label not in only:
+            continue
+        for key, spec in row.runs.items():
+            config = resolve_config(spec, profile, manifest, base)
+            run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
+            runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id))
+    return runs

@@ -1,0 +1,146 @@
+"""Run directories -> one pandas DataFrame; manifests + runs + cost model -> paper-vs-reproduced cells.
+
+This is the only place where numbers become tables. Missing, partial and corrupt run directories become
+marked holes (with a warning), never errors: a table renders with whatever has finished.
+
+Run directory contract (written by ``repro run`` and the trainer): ``config.json`` (the resolved config),
+``summary.json`` when finished (``top1``, ``top5``, ``wall_time_s``, ``gpu_hours``, ``equivalent_epochs``,
+``flops``...), ``metrics.jsonl`` while training.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from repro.launch.manifest import Manifest, cell_value
+from repro.launch.resolve import ResolvedRun, resolve
+
+CostLookup = Callable[[str, str, dict[str, Any]], float | None]
+"""(paper model name, metric, resolved config) -> value from the cost model, or None when unknown."""
+
+RUN_STATUSES = ("finished", "partial", "corrupt", "missing")
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_run(path: Path) -> dict[str, Any]:
+    """One run directory as a flat record: ``run_id``, ``status``, config fields and summary metrics."""
+    record: dict[str, Any] = {"run_id": path.name, "path": str(path)}
+    config = _read_json(path / "config.json") or {}
+    for key in ("model", "method", "schedule", "profile", "dataset", "epochs"):
+        record[key] = config.get(key)
+    summary_path = path / "summary.json"
+    if summary_path.exists():
+        summary = _read_json(summary_path)
+        if summary is None:
+            warnings.warn(f"{summary_path}: unreadable summary; the run is counted as corrupt", stacklevel=2)
+            record["status"] = "corrupt"
+            return record
+        record["status"] = "finished"
+        record.update({k: v for k, v in summary.items() if isinstance(v, int | float | str | bool)})
+        return record
+    record["status"] = "partial" if any(path.iterdir()) else "missing"
+    return record
+
+
+def collect_runs(root: str | Path = "runs") -> pd.DataFrame:
+    """Every run directory under ``root``, one row each, indexed by run id."""
+    root = Path(root)
+    records = [read_run(p) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+    frame = pd.DataFrame.from_records(records, columns=None if records else ["run_id", "status", "path"])
+    return frame.set_index("run_id", drop=False)
+
+
+def _metric(runs: pd.DataFrame, run_id: str, metric: str) -> tuple[float | None, str]:
+    if run_id not in runs.index:
+        return None, "missing"
+    row = runs.loc[run_id]
+    if row["status"] != "finished":
+        return None, str(row["status"])
+    for name in (metric, f"{metric}_s"):
+        if name in row.index and row[name] is not None and not pd.isna(row[name]):
+            return float(row[name]), "finished"
+    return None, f"finished without {metric!r}"
+
+
+def reproduce(
+    manifest: Manifest,
+    profile: str,
+    runs: pd.DataFrame,
+    cost: CostLookup | None = None,
+) -> pd.DataFrame:
+    """Long-form frame: one line per (row, column) with the paper's value, the reproduced one and their delta."""
+    resolved: dict[tuple[str, str], ResolvedRun] = {(r.row, r.key): r for r in resolve(manifest, profile)}
+    proxy = manifest.profiles[profile].dataset != "imagenet-1k"
+    lines = []
+    for row in manifest.rows:
+        for col in manifest.columns:
+            paper = cell_value(row.cells[col.key])
+            value: float | None = None
+            status, run_ids = "not reproduced", []
+            if col.source == "run" and (row.label, col.run) in resolved:
+                run = resolved[row.label, col.run]  # type: ignore[index]
+                run_ids = [run.run_id]
+                value, status = _metric(runs, run.run_id, col.metric or "")
+            elif col.source == "ratio" and (row.label, col.numerator) in resolved:
+                num = resolved[row.label, col.numerator]  # type: ignore[index]
+                den = resolved.get((row.label, col.denominator or ""))
+                run_ids = [num.run_id] + ([den.run_id] if den else [])
+                a, status_a = _metric(runs, num.run_id, col.metric or "")
+                b, status_b = _metric(runs, den.run_id, col.metric or "") if den else (None, "missing")
+                value = a / b if a is not None and b else None
+                status = status_a if status_a != "finished" else status_b
+            elif col.source == "cost":
+                spec_run = next(iter(row.runs.values()), None)
+                model = spec_run.model if spec_run else row.label
+                config = next((r.config for (label, _), r in resolved.items() if label == row.label), {})
+                value = cost(model, col.metric or "", config) if cost else None
+                status = "finished" if value is not None else "cost model unavailable"
+            delta = None if value is None or paper is None else value - paper
+            within = None if delta is None or col.tolerance is None else abs(delta) <= col.tolerance + 1e-9
+            lines.append(
+                {
+                    "table": manifest.table,
+                    "row": row.label,
+                    "column": col.key,
+                    "label": col.label,
+                    "unit": col.unit,
+                    "source": col.source,
+                    "paper": paper,
+                    "reproduced": value,
+                    "delta": delta,
+                    "within_tolerance": within,
+                    "profile": profile,
+                    "proxy": proxy,
+                    "run_id": ",".join(run_ids),
+                    "status": status,
+                }
+            )
+    return pd.DataFrame(lines)
+
+
+def outside_tolerance(frame: pd.DataFrame, tolerance: float | None = None) -> pd.DataFrame:
+    """Cells whose reproduced value differs from the paper's by more than the column's (or a given) tolerance."""
+    have = frame.dropna(subset=["reproduced", "paper"])
+    if tolerance is not None:
+        mask = (have["reproduced"] - have["paper"]).abs() > tolerance + 1e-9
+    else:
+        mask = have["within_tolerance"] == False  # noqa: E712  (None means no tolerance: skip)
+    return have[mask]
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,110 @@
+"""Aggregator: run directories -> DataFrame -> paper vs reproduced tables; holes for missing/partial/corrupt."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from repro.cli import main
+from repro.launch.manifest import load_manifest, manifest_path
+from repro.launch.resolve import resolve
+from repro.results.collect import collect_runs, outside_tolerance, reproduce
+from repro.results.render import CSV_COLUMNS
+
+
+@pytest.fixture
+def table7_runs(tmp_path):
+    """Fake run directories for three Table 7 rows under the smoke profile."""
+    manifest = load_manifest(manifest_path(7))
+    runs = {(r.row, r.key): r for r in resolve(manifest, "smoke")}
+    root = tmp_path / "runs"
+
+    def make(row, key, summary=None, partial=False, corrupt=False):
+        run = runs[row, key]
+        d = root / run.run_id
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(run.config))
+        if summary is not None:
+            (d / "summary.json").write_text(json.dumps(summary))
+        if partial:
+            (d / "metrics.jsonl").write_text('{"step": 1}\n')
+        if corrupt:
+            (d / "summary.json").write_text("{not json")
+        return run.run_id
+
+    make("ResNet-50", "baseline", {"top1": 90.1, "top5": 99.0, "wall_time_s": 300.0})
+    make("ResNet-50", "etpp", {"top1": 90.4, "top5": 99.1, "wall_time_s": 200.0})
+    make("DeiT-Tiny", "baseline", partial=True)
+    make("DeiT-Tiny", "etpp", corrupt=True)
+    make("Swin-Tiny", "baseline", {"top1": 81.2, "wall_time_s": 100.0})  # etpp missing
+    return manifest, root
+
+
+def test_collect_marks_holes(table7_runs):
+    _, root = table7_runs
+    with pytest.warns(UserWarning, match="unreadable summary"):
+        runs = collect_runs(root)
+    assert sorted(runs["status"].value_counts().items()) == [("corrupt", 1), ("finished", 3), ("partial", 1)]
+    assert collect_runs(root / "nowhere").empty
+
+
+def test_reproduce_joins_paper_and_runs(table7_runs):
+    manifest, root = table7_runs
+    with pytest.warns(UserWarning):
+        frame = reproduce(manifest, "smoke", collect_runs(root))
+    assert len(frame) == 114
+    cell = frame.set_index(["row", "column"])
+    r = cell.loc["ResNet-50", "baseline_top1"]
+    assert r.paper == 78.8 and r.reproduced == 90.1 and r.delta == pytest.approx(11.3) and r.status == "finished"
+    assert cell.loc["ResNet-50", "walltime_speedup"].reproduced == pytest.approx(1.5)  # 300 s / 200 s
+    assert cell.loc["DeiT-Tiny", "baseline_top1"].status == "partial"
+    assert cell.loc["DeiT-Tiny", "etpp_top1"].status == "corrupt"
+    assert cell.loc["Swin-Tiny", "etpp_top1"].status == "missing"
+    assert cell.loc["Swin-Tiny", "walltime_speedup"].status == "missing"  # ratio needs both runs
+    assert pd.isna(cell.loc["Swin-Tiny", "walltime_speedup"].reproduced)
+    assert bool(frame["proxy"].all())
+    # outside the column tolerances: ResNet-50's top-1 (+11.3, +10.8); inside: Swin-Tiny's 81.2 vs 81.3
+    # (tolerance 0.3) and ResNet-50's wall-time speedup 1.5 vs 1.45 (tolerance 0.05)
+    off = outside_tolerance(frame)
+    assert {(r.row, r.column) for r in off.itertuples()} == {("ResNet-50", "baseline_top1"), ("ResNet-50", "etpp_top1")}
+    assert cell.loc["Swin-Tiny", "baseline_top1"].within_tolerance
+    assert len(outside_tolerance(frame, tolerance=100)) == 0
+
+
+def test_table_command_renders_files(table7_runs, tmp_path, capsys):
+    _, root = table7_runs
+    out = tmp_path / "results"
+    assert main(["table", "7", "--runs", str(root), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "unreadable summary" in printed and "4/114 cells reproduced" in printed  # 2 top-1 + 1 top-1 + ratio
+    md = (out / "table07.md").read_text()
+    assert "| ResNet-50 |" in md and "78.8 / **90.1** (+11.30)" in md and "proxy numbers" in md
+    assert "(corrupt)" in md and "(partial)" in md
+    csv = pd.read_csv(out / "table07.csv")
+    assert list(csv.columns) == CSV_COLUMNS and len(csv) == 114
+    tex = (out / "table07.tex").read_text()
+    assert r"\begin{tabular}" in tex and "78.8 / 90.1" in tex and r"Top-1 Accuracy: Baseline (\%)" not in tex
+    for png in ("table07_accuracy_vs_cost.png", "curriculum_etpp.png", "curriculum_etpp-convnext.png"):
+        assert (out / png).stat().st_size > 5000
+
+
+def test_compare_exit_status(table7_runs, capsys):
+    _, root = table7_runs
+    assert main(["compare", "--table", "7", "--runs", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "ResNet-50 / baseline_top1: paper 78.8, reproduced 90.1" in out
+    assert main(["compare", "--table", "7", "--runs", str(root), "--tolerance", "50"]) == 0
+
+
+def test_shared_runs_resolve_to_one_directory():
+    """The same run asked for by two rows/tables has one run id; a changed setting gives another."""
+    manifest = load_manifest(manifest_path(7))
+    smoke = {(r.row, r.key): r.run_id for r in resolve(manifest, "smoke")}
+    full = {(r.row, r.key): r.run_id for r in resolve(manifest, "full")}
+    assert smoke["ResNet-50", "baseline"] != full["ResNet-50", "baseline"]
+    assert smoke["ResNet-50", "baseline"] == {(r.row, r.key): r.run_id for r in resolve(manifest, "smoke")}[
+        "ResNet-50", "baseline"
+    ]
+    assert len(set(smoke.values())) == len(smoke) == 38
