@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "validate": "repro.commands.validate",
     "paper": "repro.commands.paper",
     "table": "repro.commands.table",
+    "run": "repro.commands.run",
 }
 
 

@@ -1,0 +1,92 @@
+"""The local executor: run a manifest's pending runs one after another in this process.
+
+Each resolved run goes to the runner registered for its task (``RUNNERS``: task -> "module:function"); the
+function receives the resolved config and the run directory and must resume from whatever the directory
+holds. Finished runs are skipped, unfinished ones resumed. A task or method without a runner is reported by
+name -- never faked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from repro.launch.resolve import ResolvedRun
+from repro.launch.rundir import RunDir
+
+Runner = Callable[[dict[str, Any], Path], Any]
+
+# task -> "module:function"; a runner module may define SUPPORTED_METHODS (a set of method names).
+RUNNERS: dict[str, str] = {
+    "in1k": "repro.train.runner:run",
+}
+
+
+@dataclass
+class Outcome:
+    run: ResolvedRun
+    status: str  # finished | skipped | no-runner | failed
+    detail: str = ""
+
+
+def runner_for(config: dict[str, Any]) -> tuple[Runner | None, str]:
+    """The runner for a resolved config, or None and why not."""
+    task, method = config.get("task"), config.get("method")
+    target = RUNNERS.get(str(task))
+    if target is None:
+        return None, f"no runner for task {task!r} yet"
+    module_name, _, func_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        return None, f"no runner for task {task!r} yet ({err})"
+    supported = getattr(module, "SUPPORTED_METHODS", None)
+    if supported is not None and method not in supported:
+        return None, f"no runner for method {method!r} yet (supported: {', '.join(sorted(supported))})"
+    return getattr(module, func_name), ""
+
+
+def run_locally(
+    runs: list[ResolvedRun], root: str | Path = "runs", log: Callable[[str], None] = print
+) -> list[Outcome]:
+    outcomes: list[Outcome] = []
+    seen: set[str] = set()
+    for run in runs:
+        if run.run_id in seen:  # the same run asked for twice (shared baselines)
+            continue
+        seen.add(run.run_id)
+        rundir = RunDir(Path(root) / run.run_id)
+        label = f"{run.row} / {run.key} [{run.run_id}]"
+        if rundir.state() == "finished":
+            outcomes.append(Outcome(run, "skipped", "finished earlier"))
+            log(f"skip     {label}: finished earlier")
+            continue
+        runner, why = runner_for(run.config)
+        if runner is None:
+            outcomes.append(Outcome(run, "no-runner", why))
+            log(f"no-run   {label}: {why}")
+            continue
+        resumed = rundir.state() == "partial"
+        rundir.prepare(run.config)
+        log(f"{'resume' if resumed else 'start':<8} {label}")
+        try:
+            runner(run.config, rundir.path)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # one failed run must not stop the others; its log is in the run dir
+            (rundir.path / "error.log").write_text(traceback.format_exc())
+            outcomes.append(Outcome(run, "failed", f"{type(err).__name__}: {err}"))
+            log(f"failed   {label}: {type(err).__name__}: {err} (see {rundir.path / 'error.log'})")
+            continue
+        state = rundir.state()
+        if state != "finished":
+            outcomes.append(Outcome(run, "failed", "runner returned without writing summary.json"))
+            log(f"failed   {label}: runner returned without writing summary.json")
+            continue
+        outcomes.append(Outcome(run, "finished"))
+        log(f"done     {label}")
+    return outcomes

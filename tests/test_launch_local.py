@@ -1,0 +1,91 @@
+"""`repro run` with the local executor: skip finished, resume partial, report failures and missing runners."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import toy_runner
+
+from repro.cli import main
+from repro.errors import UserError
+from repro.launch import local
+from repro.launch.manifest import load_manifest, manifest_path
+from repro.launch.resolve import resolve
+from repro.launch.rundir import RunDir, write_json_atomic
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
+    toy_runner.CALLS.clear()
+    return toy_runner.CALLS
+
+
+def test_run_then_rerun_is_idempotent(toy, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    assert main(["run", "7", "--only", "ResNet-50", "PVT-Tiny", "--runs", runs]) == 0
+    assert len(toy) == 4 and all(not resumed for _, resumed in toy)
+    out = capsys.readouterr().out
+    assert "table 7 (smoke): 4 finished" in out
+    for d in (tmp_path / "runs").iterdir():
+        config = json.loads((d / "config.json").read_text())
+        assert config["profile"] == "smoke" and config["dataset"] == "fashion-mnist"
+        env = json.loads((d / "environment.json").read_text())
+        assert env[0]["packages"]["torch"] and "git_sha" in env[0]
+    toy.clear()
+    assert main(["run", "7", "--only", "ResNet-50", "PVT-Tiny", "--runs", runs]) == 0
+    assert toy == [] and "4 skipped" in capsys.readouterr().out
+    # and the aggregator sees them
+    assert main(["table", "7", "--runs", runs, "--out", str(tmp_path / "res"), "--no-plots"]) == 0
+    assert "6/114 cells reproduced" in capsys.readouterr().out  # 4 top-1 and 2 wall-time ratios
+    md = (tmp_path / "res" / "table07.md").read_text()
+    assert "78.8 / **90**" in md and "79.6 / **90.5**" in md
+
+
+def test_failures_and_interruptions(toy, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    assert main(["run", "7", "--only", "DeiT-Tiny", "--runs", runs]) == 1
+    out = capsys.readouterr().out
+    assert "failed" in out and "loss is nan at step 3 (stage 1)" in out and "2 failed" in out
+    logs = list((tmp_path / "runs").glob("*/error.log"))
+    assert len(logs) == 2 and "RuntimeError" in logs[0].read_text()
+    assert main(["run", "7", "--only", "Swin-Tiny", "--runs", runs]) == 130  # interrupted: exit like SIGINT
+    assert "repro run: interrupted" in capsys.readouterr().err
+    toy.clear()
+    assert main(["run", "7", "--only", "Swin-Tiny", "--runs", runs]) == 0
+    assert [resumed for _, resumed in toy] == [True, False]  # the interrupted one resumes, the other starts
+    assert "resume" in capsys.readouterr().out
+
+
+def test_missing_runner_is_reported_by_name(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
+    monkeypatch.setattr(toy_runner, "SUPPORTED_METHODS", {"baseline"})
+    assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "no runner for method 'efficienttrain++' yet" in out and "1 finished, 1 no-runner" in out
+    monkeypatch.delitem(local.RUNNERS, "in1k")
+    runs = resolve(load_manifest(manifest_path(7)), "smoke", ["ResNet-50"])
+    outcomes = local.run_locally(runs, tmp_path / "other", log=lambda _: None)
+    assert [o.detail for o in outcomes] == ["no runner for task 'in1k' yet"] * 2
+
+
+def test_unknown_row_and_profile(capsys):
+    assert main(["run", "7", "--only", "ResNet-51"]) == 2
+    assert "table 7 has no row 'ResNet-51'" in capsys.readouterr().err
+
+
+def test_rundir_guards(tmp_path):
+    d = RunDir(tmp_path / "r")
+    assert d.state() == "new"
+    d.prepare({"a": 1})
+    assert d.state() == "partial"
+    with pytest.raises(UserError, match="holds a different config"):
+        d.prepare({"a": 2})
+    d.prepare({"a": 1})  # same config: fine, a second start is recorded
+    assert len(json.loads((d.path / "environment.json").read_text())) == 2
+    (d.path / "summary.json").write_text("{torn")
+    assert d.state() == "partial"
+    write_json_atomic(d.path / "summary.json", {"top1": 1.0})
+    assert d.state() == "finished"
+    assert not list(d.path.glob(".*.tmp"))

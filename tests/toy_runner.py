@@ -1,0 +1,22 @@
+"""A stand-in runner for the executor tests: records calls, resumes from a marker, can fail on demand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+SUPPORTED_METHODS = {"baseline", "efficienttrain++"}
+CALLS: list[tuple[str, bool]] = []
+
+
+def run(config: dict[str, Any], run_dir: Path) -> None:
+    resumed = (run_dir / "progress.json").exists()
+    CALLS.append((run_dir.name, resumed))
+    if config.get("model") == "DeiT-Tiny":
+        raise RuntimeError("loss is nan at step 3 (stage 1)")
+    if config.get("model") == "Swin-Tiny" and not resumed:
+        (run_dir / "progress.json").write_text("{}")
+        raise KeyboardInterrupt  # a killed process: leaves a partial run directory
+    top1 = 90.0 if config["method"] == "baseline" else 90.5
+    (run_dir / "summary.json").write_text(json.dumps({"top1": top1, "wall_time_s": 10.0}))
