@@ -15,7 +15,7 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
     CALLS.append((run_dir.name, resumed))
     if config.get("model") == "DeiT-Tiny":
         raise RuntimeError("loss is nan at step 3 (stage 1)")
-    if config.get("model") == "Swin-Tiny" and not resumed:
+    if config.get("model") == "Swin-Tiny" and config["method"] == "baseline" and not resumed:
         (run_dir / "progress.json").write_text("{}")
         raise KeyboardInterrupt  # a killed process: leaves a partial run directory
     top1 = 90.0 if config["method"] == "baseline" else 90.5
