@@ -1,0 +1,107 @@
+"""Job state without accounting, against the local SLURM (slurm/local/up.sh): sacct fails there, as on many small
+clusters, so plain submitit reports UNKNOWN forever; the squeue fallback reports real states and never hangs."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import submitit
+from submitit.core.utils import UncompletedJobError
+from submitit.slurm.slurm import SlurmInfoWatcher
+
+from repro.launch import slurm_state
+from repro.launch.slurm_state import PURGED, FallbackSlurmJob, wait_done, with_state_fallback
+
+_LOCAL_CONF = Path(os.environ.get("REPRO_SLURM_DIR", "/tmp/repro-slurm")) / "slurm.conf"
+if "SLURM_CONF" not in os.environ and not Path("/etc/slurm/slurm.conf").exists() and _LOCAL_CONF.exists():
+    os.environ["SLURM_CONF"] = str(_LOCAL_CONF)
+_WHY_NOT = slurm_state.controller_answers()
+
+pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY_NOT is not None, reason=f"no SLURM: {_WHY_NOT}"),
+              pytest.mark.timeout(120)]
+
+
+@pytest.fixture
+def executor(tmp_path: Path) -> submitit.AutoExecutor:
+    ex = with_state_fallback(submitit.AutoExecutor(folder=tmp_path / "submitit", cluster="slurm"))
+    ex.update_parameters(timeout_min=5, cpus_per_task=1, mem_gb=0.5, slurm_job_name="repro-test")
+    return ex
+
+
+@pytest.fixture(autouse=True)
+def _quick_result_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    # submitit waits 15 s for a result file on slow shared filesystems; /tmp is local.
+    monkeypatch.setattr(FallbackSlurmJob, "_results_timeout_s", 2)
+
+
+def _scancel(job_id: str) -> None:
+    subprocess.run(["scancel", job_id], check=True, timeout=30)
+
+
+def test_sacct_fails_without_accounting() -> None:
+    """The premise: the local cluster has no slurmdbd, like the clusters point 4 of issue 7 is about."""
+    assert not slurm_state.sacct_available()
+
+
+def test_completed_job_reports_completed_and_result(executor: submitit.AutoExecutor) -> None:
+    job = executor.submit(math.factorial, 5)
+    assert isinstance(job, FallbackSlurmJob)
+    assert wait_done(job, timeout_s=60, poll_s=0.5) in {"RUNNING", "COMPLETING", "COMPLETED"}
+    assert job.result() == 120
+    deadline = time.monotonic() + 20  # the result file may appear before the controller marks the job COMPLETED
+    while job.watcher.get_state(job.job_id, mode="force") != "COMPLETED" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert job.state == "COMPLETED"
+    assert job.watcher.sacct_ok is False
+
+
+def test_array_jobs_use_the_fallback(executor: submitit.AutoExecutor) -> None:
+    jobs = executor.map_array(math.factorial, [3, 4])
+    assert all(isinstance(j, FallbackSlurmJob) for j in jobs)
+    assert all("_" in j.job_id for j in jobs)
+    for job in jobs:
+        wait_done(job, timeout_s=60, poll_s=0.5)
+    assert [j.result() for j in jobs] == [6, 24]
+    infos = slurm_state.squeue_states([j.job_id for j in jobs])
+    assert set(infos) == {j.job_id for j in jobs}
+
+
+def test_cancelled_job_is_reported_cancelled_without_hanging(executor: submitit.AutoExecutor) -> None:
+    job = executor.submit(time.sleep, 300)
+    deadline = time.monotonic() + 60
+    while job.watcher.get_state(job.job_id, mode="force") != "RUNNING":
+        assert time.monotonic() < deadline, f"job never started: {job.state}"
+        time.sleep(0.5)
+    t0 = time.monotonic()
+    _scancel(job.job_id)
+    assert wait_done(job, timeout_s=30, poll_s=0.5) == "CANCELLED"
+    assert time.monotonic() - t0 < 30
+    assert slurm_state.is_terminal(job.state)
+    with pytest.raises(UncompletedJobError, match="has not produced any output"):
+        job.result()
+    assert slurm_state.scontrol_show_job(job.job_id)["JobState"] == "CANCELLED"
+
+
+def test_plain_submitit_watcher_sees_only_unknown(executor: submitit.AutoExecutor) -> None:
+    """What the fallback fixes: submitit's own watcher (sacct) never learns that a cancelled job died."""
+    job = executor.submit(time.sleep, 300)
+    _scancel(job.job_id)
+    assert wait_done(job, timeout_s=30, poll_s=0.5) == "CANCELLED"
+    plain = SlurmInfoWatcher(delay_s=60)
+    assert plain.get_state(job.job_id, mode="force") == "UNKNOWN"
+    assert not plain.is_done(job.job_id, mode="force")  # job.wait() would loop forever
+
+
+def test_unknown_job_is_purged_and_terminal(tmp_path: Path) -> None:
+    job = slurm_state.slurm_job(tmp_path, "987654321")
+    assert job.watcher.get_state(job.job_id, mode="force") == PURGED
+    assert job.done()
+    with pytest.raises(UncompletedJobError):
+        job.result()
+    assert slurm_state.scontrol_show_job("987654321") == {}
+    assert slurm_state.squeue_states(["987654321"]) == {}
