@@ -1,0 +1,314 @@
+"""The submitit job of one run (issue 7, point 3): train or resume from a run directory, requeue on preemption.
+
+:class:`RunJob` is a submitit ``Checkpointable`` whose only state is a run directory and an importable training
+function (``"module:function"``, called as ``fn(run_dir)``). The function must resume from what it finds in the run
+directory, so a requeue needs no extra state: ``checkpoint()`` returns ``DelayedSubmission`` of a fresh
+``RunJob`` with the same arguments (submitit's ``docs/checkpointing.md``). Resuming is the trainer's job, from the
+checkpoint name it also writes; MAE's requeue looked for another name and silently restarted from scratch, so the
+tests check that a resumed attempt starts where the preempted one stopped.
+
+Preemption (``USR2``, sent by SLURM before a time limit or by ``scancel --signal=USR2``):
+
+1. our handler only sets :data:`repro.launch.signals.PREEMPTION`; submitit's own handler is kept aside;
+2. at its next step boundary the training loop writes a checkpoint and raises ``Preempted``
+   (:func:`repro.launch.signals.stop_if_preempted`);
+3. ``RunJob`` then calls submitit's handler, which calls ``checkpoint()``, requeues the job and exits.
+
+A loop that does not reach a step boundary within ``grace_s`` (a stuck step, a trainer that never polls) is
+requeued anyway and resumes from its last periodic checkpoint.
+
+Every attempt is recorded in ``<run_dir>/job_history.jsonl`` (job id, attempt, host, start and end time, outcome).
+Attempts are bounded: a run is not started again after ``max_attempts`` attempts or ``max_failures`` failed ones
+(an exception, or a job killed without a word: scancel, node failure, out of memory); an exception is requeued
+until then, except for a :class:`~repro.errors.UserError` (bad input never heals).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import traceback
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from submitit.helpers import Checkpointable, DelayedSubmission
+
+from repro.errors import UserError
+from repro.launch.signals import PREEMPTION, Preempted
+
+HISTORY = "job_history.jsonl"
+FAILED_OUTCOMES = frozenset({"failed", "died"})
+TrainFn = Callable[[Path], Any]
+
+
+class AttemptsExhausted(RuntimeError):
+    """The run used up its attempts; it is reported as failed and never requeued."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# job_history.jsonl
+
+
+def append_event(run_dir: str | Path, event: str, **fields: Any) -> dict[str, Any]:
+    """Append one event (``submitted``, ``start``, ``end``) to the run's job history, flushed to disk."""
+    now = time.time()
+    record = {"event": event, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "t": round(now, 3),
+              **fields}
+    path = Path(run_dir) / HISTORY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+b") as f:
+        torn = f.tell() > 0 and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n"  # a kill mid-write
+        f.write((("\n" if torn else "") + json.dumps(record, sort_keys=True, default=str) + "\n").encode())
+        f.flush()
+        os.fsync(f.fileno())
+    return record
+
+
+def read_events(run_dir: str | Path) -> list[dict[str, Any]]:
+    """All events, skipping a torn last line (a job killed while writing)."""
+    path = Path(run_dir) / HISTORY
+    if not path.exists():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
+
+
+def record_submission(run_dir: str | Path, job_id: str, **fields: Any) -> None:
+    """For the submitter: remember which scheduler job runs this run directory."""
+    append_event(run_dir, "submitted", job_id=job_id, **fields)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One start of the training function. ``outcome``: finished, preempted, failed, gave_up, died (started and
+    never ended, and a later attempt started), or running (the last attempt, not ended yet)."""
+
+    attempt: int
+    job_id: str | None
+    host: str | None
+    start: float
+    end: float | None
+    outcome: str
+    error: str | None = None
+
+
+def attempts(run_dir: str | Path) -> list[Attempt]:
+    starts: dict[int, dict[str, Any]] = {}
+    ends: dict[int, dict[str, Any]] = {}
+    for ev in read_events(run_dir):
+        if ev.get("event") == "start":
+            starts[int(ev["attempt"])] = ev
+        elif ev.get("event") == "end":
+            ends[int(ev["attempt"])] = ev
+    out = []
+    last = max(starts, default=0)
+    for n in sorted(starts):
+        s, e = starts[n], ends.get(n)
+        outcome = e["outcome"] if e else ("running" if n == last else "died")
+        out.append(Attempt(n, s.get("job_id"), s.get("host"), s["t"], e["t"] if e else None, outcome,
+                           e.get("error") if e else None))
+    return out
+
+
+def exhausted_reason(past: list[Attempt], max_attempts: int, max_failures: int) -> str | None:
+    """Why a run with attempts ``past`` (all ended) must not start again, or ``None``."""
+    failures = sum(a.outcome in FAILED_OUTCOMES for a in past)
+    if any(a.outcome == "gave_up" for a in past):
+        return "gave up earlier"
+    if failures >= max_failures:
+        return f"{failures} failed attempts (max_failures={max_failures})"
+    if len(past) >= max_attempts:
+        return f"{len(past)} attempts (max_attempts={max_attempts})"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the job
+
+
+def resolve_function(ref: str) -> TrainFn:
+    """``"package.module:function"`` -> the function, with a one-line error naming what is wrong."""
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise UserError(f"train function {ref!r}: expected 'package.module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise UserError(f"train function {ref!r}: cannot import module {module_name!r} ({e})") from e
+    fn = module
+    for part in attr.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            raise UserError(f"train function {ref!r}: module {module_name!r} has no attribute {attr!r}")
+    if not callable(fn):
+        raise UserError(f"train function {ref!r}: {attr!r} is not callable")
+    return fn  # type: ignore[return-value]
+
+
+def _submitit_env() -> Any:
+    """submitit's JobEnvironment when running inside a submitit job, else ``None``."""
+    if not os.environ.get("SUBMITIT_EXECUTOR"):
+        return None
+    import submitit
+
+    return submitit.JobEnvironment()
+
+
+class RunJob(Checkpointable):
+    """``RunJob(run_dir, "pkg.module:train")()`` trains or resumes the run in ``run_dir``; see the module doc."""
+
+    def __init__(self, run_dir: str | Path, train: str, *, max_attempts: int = 20, max_failures: int = 3,
+                 grace_s: float = 60.0) -> None:
+        resolve_function(train)  # fail at submission, not on the cluster
+        if max_attempts < 1 or max_failures < 1:
+            raise UserError(f"RunJob: max_attempts and max_failures must be >= 1, got {max_attempts}, {max_failures}")
+        self.run_dir = str(run_dir)
+        self.train = train
+        self.max_attempts = max_attempts
+        self.max_failures = max_failures
+        self.grace_s = grace_s
+
+    def __repr__(self) -> str:
+        return f"RunJob({self.run_dir!r}, {self.train!r})"
+
+    # submitit calls this (through its USR2 handler, which RunJob invokes at a step boundary).
+    def checkpoint(self, *args: Any, **kwargs: Any) -> DelayedSubmission | None:
+        """Requeue a fresh job with the same arguments; ``None`` (no requeue) once attempts are used up."""
+        if len(attempts(self.run_dir)) >= self.max_attempts:
+            return None
+        return DelayedSubmission(RunJob(self.run_dir, self.train, max_attempts=self.max_attempts,
+                                        max_failures=self.max_failures, grace_s=self.grace_s))
+
+    def __call__(self) -> Any:
+        run_dir = Path(self.run_dir)
+        env = _submitit_env()
+        rank = env.global_rank if env is not None else 0
+        job_id = env.job_id if env is not None else os.environ.get("SLURM_JOB_ID", "local")
+        fn = resolve_function(self.train)
+        attempt = self._start(run_dir, job_id) if rank == 0 else 0
+        PREEMPTION.clear()
+        def give_up_waiting() -> None:
+            if rank == 0:
+                self._end(run_dir, attempt, job_id, "preempted", note=f"no step boundary within {self.grace_s:g}s")
+
+        hooks = _PreemptionHooks(self.grace_s, on_give_up=give_up_waiting)
+        hooks.install()
+        try:
+            result = fn(run_dir)
+        except Preempted:
+            hooks.cancel_alarm()
+            if rank == 0:
+                if len(attempts(run_dir)) >= self.max_attempts:  # checkpoint() will refuse to requeue
+                    self._end(run_dir, attempt, job_id, "gave_up", error=f"preempted after {attempt} attempts "
+                                                                         f"(max_attempts={self.max_attempts})")
+                else:
+                    self._end(run_dir, attempt, job_id, "preempted")
+            if hooks.submitit_handler is not None and hooks.signum is not None:
+                hooks.submitit_handler(hooks.signum, None)  # rank 0: checkpoint() + requeue + exit; others return
+                sys.exit(-1)
+            raise
+        except Exception as e:
+            hooks.cancel_alarm()
+            if rank != 0:
+                raise
+            self._end(run_dir, attempt, job_id, "failed", error=f"{type(e).__name__}: {e}",
+                      trace=traceback.format_exc(limit=20))
+            if env is not None and not isinstance(e, UserError) and self._may_retry(run_dir):
+                print(f"[repro] attempt {attempt} failed ({type(e).__name__}: {e}); requeueing job {job_id}",
+                      file=sys.stderr, flush=True)
+                subprocess.check_call(["scontrol", "requeue", job_id], timeout=60)
+                sys.exit(-1)
+            raise
+        finally:
+            hooks.uninstall()
+        if rank == 0:
+            self._end(run_dir, attempt, job_id, "finished")
+        return result
+
+    def _may_retry(self, run_dir: Path) -> bool:
+        return exhausted_reason(attempts(run_dir), self.max_attempts, self.max_failures) is None
+
+    def _start(self, run_dir: Path, job_id: str) -> int:
+        past = attempts(run_dir)
+        if past and past[-1].outcome == "running":  # started, never ended, and we start again: it died
+            past[-1] = Attempt(**{**past[-1].__dict__, "outcome": "died"})
+        attempt = len(past) + 1
+        append_event(run_dir, "start", attempt=attempt, job_id=job_id, host=socket.gethostname(),
+                     restart_count=os.environ.get("SLURM_RESTART_COUNT"), train=self.train)
+        why = exhausted_reason(past, self.max_attempts, self.max_failures)
+        if why is not None:
+            self._end(run_dir, attempt, job_id, "gave_up", error=why)
+            raise AttemptsExhausted(f"run {run_dir}: not starting attempt {attempt}: {why}")
+        return attempt
+
+    @staticmethod
+    def _end(run_dir: Path, attempt: int, job_id: str, outcome: str, **fields: Any) -> None:
+        append_event(run_dir, "end", attempt=attempt, job_id=job_id, outcome=outcome, **fields)
+
+
+class _PreemptionHooks:
+    """Defer submitit's USR2 handler to the next step boundary (or ``grace_s`` at the latest).
+
+    Installed only when submitit's handler is there (inside a submitit job, main thread); elsewhere it does nothing.
+    """
+
+    def __init__(self, grace_s: float, on_give_up: Callable[[], None]) -> None:
+        self.grace_s = grace_s
+        self.on_give_up = on_give_up
+        self.sig = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
+        self.submitit_handler: Callable[[int, types.FrameType | None], Any] | None = None
+        self.signum: int | None = None
+        self._old_alarm: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        current = signal.getsignal(self.sig)
+        if not callable(current):
+            return
+        self.submitit_handler = current
+        self._old_alarm = signal.signal(signal.SIGALRM, self._on_alarm)
+        signal.signal(self.sig, self._on_signal)
+
+    def uninstall(self) -> None:
+        if self.submitit_handler is None:
+            return
+        self.cancel_alarm()
+        signal.signal(self.sig, self.submitit_handler)
+        signal.signal(signal.SIGALRM, self._old_alarm)
+
+    def cancel_alarm(self) -> None:
+        if self.submitit_handler is not None:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    def _on_signal(self, signum: int, frame: types.FrameType | None) -> None:
+        if self.signum is not None:
+            return  # already stopping
+        self.signum = signum
+        PREEMPTION.set(f"{signal.Signals(signum).name} received")
+        print(f"[repro] {signal.Signals(signum).name}: checkpoint at the next step boundary "
+              f"(requeue anyway in {self.grace_s:g}s)", file=sys.stderr, flush=True)
+        if self.grace_s > 0:
+            signal.setitimer(signal.ITIMER_REAL, self.grace_s)
+
+    def _on_alarm(self, signum: int, frame: types.FrameType | None) -> None:
+        print(f"[repro] no step boundary within {self.grace_s:g}s: requeueing from the last checkpoint",
+              file=sys.stderr, flush=True)
+        self.on_give_up()
+        assert self.submitit_handler is not None and self.signum is not None
+        self.submitit_handler(self.signum, frame)

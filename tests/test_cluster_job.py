@@ -1,0 +1,237 @@
+"""RunJob without a cluster: job history, bounded attempts, the deferred-preemption protocol (with a stand-in for
+submitit's USR2 handler) and the grace fallback. Also home of the toy trainer the SLURM tests submit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from submitit.helpers import DelayedSubmission
+
+from repro.errors import UserError
+from repro.launch import job as job_mod
+from repro.launch.job import AttemptsExhausted, RunJob, append_event, attempts, read_events, resolve_function
+from repro.launch.signals import PREEMPTION, Preempted, stop_if_preempted
+
+TOY = "test_cluster_job:toy_train"
+
+
+# --- the toy trainer: N steps of a deterministic recurrence, resumable from checkpoint.json -----------------------
+
+
+def _save(path: Path, step: int, state: int) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"step": step, "state": state}))
+    os.replace(tmp, path)  # atomic: a kill never leaves half a checkpoint
+
+
+def toy_train(run_dir: Path) -> dict[str, int]:
+    """``toy.json``: steps, sleep_s, poll (check the preemption flag at step boundaries), fail (raise at start),
+    self_signal_at (send USR2 to itself during that step), set_flag_at (set the preemption flag during that step
+    as a signal handler would; both for in-process tests)."""
+    run_dir = Path(run_dir)
+    cfg: dict[str, Any] = json.loads((run_dir / "toy.json").read_text())
+    ckpt = run_dir / "checkpoint.json"
+    start, state = 0, 1
+    if ckpt.exists():
+        saved = json.loads(ckpt.read_text())
+        start, state = saved["step"], saved["state"]
+    with (run_dir / "steps.log").open("a") as log:
+        log.write(f"start {start}\n")
+        log.flush()
+        if cfg.get("fail"):
+            raise RuntimeError("toy failure")
+        for step in range(start, cfg["steps"]):
+            if step == cfg.get("self_signal_at"):
+                os.kill(os.getpid(), signal.SIGUSR2)  # arrives mid-step: must not be acted on before its end
+            if step == cfg.get("set_flag_at"):
+                PREEMPTION.set("test")
+            state = (state * 31 + step) % 1_000_003
+            time.sleep(cfg["sleep_s"])
+            log.write(f"step {step}\n")
+            log.flush()
+            if cfg.get("poll", True):
+                stop_if_preempted(lambda s=step + 1, v=state: _save(ckpt, s, v))
+    _save(ckpt, cfg["steps"], state)
+    return {"step": cfg["steps"], "state": state}
+
+
+def reference_state(steps: int) -> int:
+    state = 1
+    for step in range(steps):
+        state = (state * 31 + step) % 1_000_003
+    return state
+
+
+def make_run(root: Path, name: str, **cfg: Any) -> Path:
+    run_dir = root / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "toy.json").write_text(json.dumps(cfg))
+    return run_dir
+
+
+def logged_steps(run_dir: Path) -> list[str]:
+    path = run_dir / "steps.log"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+# --- unit tests ----------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _clean_flag() -> Iterator[None]:
+    PREEMPTION.clear()
+    yield
+    PREEMPTION.clear()
+
+
+class FakeSubmititHandler:
+    """Stands in for submitit's USR2 handler: asks the job for its checkpoint, then exits as submitit does."""
+
+    def __init__(self, job: RunJob, run_dir: Path) -> None:
+        self.job, self.run_dir = job, run_dir
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        ckpt = self.run_dir / "checkpoint.json"
+        self.calls.append({"signum": signum, "delayed": self.job.checkpoint(),
+                           "checkpoint": json.loads(ckpt.read_text()) if ckpt.exists() else None})
+        raise SystemExit(-1)
+
+
+@pytest.fixture
+def fake_handler() -> Iterator[Any]:
+    old_usr2, old_alrm = signal.getsignal(signal.SIGUSR2), signal.getsignal(signal.SIGALRM)
+
+    def install(job: RunJob, run_dir: Path) -> FakeSubmititHandler:
+        handler = FakeSubmititHandler(job, run_dir)
+        signal.signal(signal.SIGUSR2, handler)
+        return handler
+
+    yield install
+    signal.signal(signal.SIGUSR2, old_usr2)
+    signal.signal(signal.SIGALRM, old_alrm)
+
+
+def test_finished_run_records_one_attempt(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=5, sleep_s=0)
+    assert RunJob(run_dir, TOY)() == {"step": 5, "state": reference_state(5)}
+    (only,) = attempts(run_dir)
+    assert (only.attempt, only.outcome, only.job_id) == (1, "finished", "local")
+    assert only.end is not None and only.end >= only.start
+
+
+def test_preempted_outside_submitit_reraises_and_resumes(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=6, sleep_s=0, set_flag_at=0)
+    with pytest.raises(Preempted):
+        RunJob(run_dir, TOY)()
+    assert json.loads((run_dir / "checkpoint.json").read_text())["step"] == 1
+    assert RunJob(run_dir, TOY)() == {"step": 6, "state": reference_state(6)}
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "finished"]
+    assert logged_steps(run_dir)[:3] == ["start 0", "step 0", "start 1"]
+
+
+def test_usr2_is_deferred_to_the_step_boundary(tmp_path: Path, fake_handler: Any) -> None:
+    run_dir = make_run(tmp_path, "r", steps=8, sleep_s=0.05, self_signal_at=3)
+    job = RunJob(run_dir, TOY, grace_s=30)
+    handler = fake_handler(job, run_dir)
+    with pytest.raises(SystemExit):
+        job()
+    (call,) = handler.calls
+    assert call["signum"] == signal.SIGUSR2
+    # the signal came during step 3; the checkpoint was written after step 3 completed, before submitit was called
+    assert call["checkpoint"]["step"] == 4
+    delayed = call["delayed"]
+    assert isinstance(delayed, DelayedSubmission) and isinstance(delayed.function, RunJob)
+    assert (delayed.function.run_dir, delayed.function.train) == (str(run_dir), TOY)
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted"]
+    assert signal.getsignal(signal.SIGUSR2) is handler  # submitit's handler is back in place
+    assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # grace alarm cancelled
+    # the requeued callable finishes the run where it stopped
+    assert delayed.function() == {"step": 8, "state": reference_state(8)}
+
+
+def test_loop_that_never_polls_is_handed_to_submitit_after_grace(tmp_path: Path, fake_handler: Any) -> None:
+    run_dir = make_run(tmp_path, "r", steps=40, sleep_s=0.05, self_signal_at=2, poll=False)
+    job = RunJob(run_dir, TOY, grace_s=0.3)
+    handler = fake_handler(job, run_dir)
+    t0 = time.monotonic()
+    with pytest.raises(SystemExit):
+        job()
+    assert time.monotonic() - t0 < 1.5
+    (call,) = handler.calls
+    assert call["checkpoint"] is None  # nothing saved: the next attempt restarts from its last periodic checkpoint
+    (end,) = [e for e in read_events(run_dir) if e["event"] == "end"]
+    assert (end["outcome"], end["note"]) == ("preempted", "no step boundary within 0.3s")
+
+
+def test_failures_are_bounded(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=3, sleep_s=0, fail=True)
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="toy failure"):
+            RunJob(run_dir, TOY, max_failures=2)()
+    with pytest.raises(AttemptsExhausted, match="2 failed attempts"):
+        RunJob(run_dir, TOY, max_failures=2)()
+    assert [a.outcome for a in attempts(run_dir)] == ["failed", "failed", "gave_up"]
+    assert logged_steps(run_dir) == ["start 0", "start 0"]  # the exhausted attempt did not train
+
+
+def test_attempt_that_died_counts_as_failure(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=3, sleep_s=0)
+    append_event(run_dir, "start", attempt=1, job_id="7")  # killed without a word (scancel, OOM, node failure)
+    assert [a.outcome for a in attempts(run_dir)] == ["running"]
+    with (run_dir / job_mod.HISTORY).open("a") as f:
+        f.write('{"event": "end", "attem')  # torn line from a kill during a write
+    with pytest.raises(AttemptsExhausted, match="1 failed attempts"):
+        RunJob(run_dir, TOY, max_failures=1)()
+    assert [a.outcome for a in attempts(run_dir)] == ["died", "gave_up"]
+
+
+def test_attempts_are_bounded_and_checkpoint_stops_requeueing(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=50, sleep_s=0, set_flag_at=0)
+    job = RunJob(run_dir, TOY, max_attempts=2)
+    for i in range(2):
+        (run_dir / "toy.json").write_text(json.dumps({"steps": 50, "sleep_s": 0, "set_flag_at": i}))
+        with pytest.raises(Preempted):
+            job()
+        assert (job.checkpoint() is None) == (len(attempts(run_dir)) >= 2)
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "gave_up"]
+    with pytest.raises(AttemptsExhausted):
+        job()
+
+
+def test_stop_if_preempted_saves_then_raises() -> None:
+    saved: list[int] = []
+    stop_if_preempted(lambda: saved.append(1))
+    assert saved == []
+    PREEMPTION.set("USR2 received")
+    with pytest.raises(Preempted, match="USR2 received"):
+        stop_if_preempted(lambda: saved.append(1))
+    assert saved == [1]
+
+
+@pytest.mark.parametrize(("ref", "message"), [
+    ("no_colon", "expected 'package.module:function'"),
+    ("repro.launch.nope:f", "cannot import module 'repro.launch.nope'"),
+    ("repro.launch.job:nope", "has no attribute 'nope'"),
+    ("repro.launch.job:HISTORY", "is not callable"),
+])
+def test_bad_train_function_is_a_user_error_at_submission(ref: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=message):
+        RunJob(tmp_path, ref)
+    assert resolve_function("repro.launch.job:resolve_function") is resolve_function
+
+
+def test_job_pickles_small(tmp_path: Path) -> None:
+    import cloudpickle
+
+    job = RunJob(tmp_path, TOY)
+    clone = cloudpickle.loads(cloudpickle.dumps(job))
+    assert vars(clone) == vars(job)
+    assert os.fspath(tmp_path) == clone.run_dir
