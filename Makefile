@@ -61,3 +61,19 @@ table7: setup data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+
+# --- Local single-node SLURM (issue 7): slurm/local/up.sh and down.sh need root; state in $REPRO_SLURM_DIR. ----
+.PHONY: slurm-up slurm-down test-slurm
+
+slurm-up:
+	slurm/local/up.sh
+
+slurm-down:
+	slurm/local/down.sh
+
+# Brings the cluster up, runs the tests marked `slurm`, and always brings it down again (status of the tests).
+test-slurm: setup
+	@slurm/local/up.sh || { echo "make test-slurm: could not start the local SLURM (needs root and apt; see" \
+	     "slurm/local/up.sh)" >&2; exit 2; }
+	@status=0; $(PY) -m pytest -m slurm -q -p no:cacheprovider || status=$$?; \
+	  slurm/local/down.sh; exit $$status

@@ -69,8 +69,8 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_state(executor: submi
     t_signal = time.time()
     _scancel("--signal=USR2", job_p.job_id)
 
-    assert wait_done(job_r, timeout_s=90, poll_s=1) in {"RUNNING", "COMPLETING", "COMPLETED"}
-    assert wait_done(job_p, timeout_s=120, poll_s=1) in {"RUNNING", "COMPLETING", "COMPLETED"}
+    assert wait_done(job_r, timeout_s=90, poll_s=1) == "COMPLETED"
+    assert wait_done(job_p, timeout_s=120, poll_s=1) == "COMPLETED"
     expected = {"step": steps, "state": reference_state(steps)}
     assert job_r.result() == expected
     assert job_p.result() == expected
@@ -84,7 +84,10 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_state(executor: submi
     # every step ran exactly once: the checkpoint was taken at a step boundary
     assert [line for line in logged_steps(preempted) if line.startswith("step")] == [f"step {i}" for i in range(steps)]
     latency = history[1].start - t_signal
-    print(f"\nUSR2 -> requeued attempt started: {latency:.1f}s (checkpoint at step {resumed_at})")
+    assert history[0].end is not None
+    print(f"\nUSR2 -> requeued attempt started: {latency:.1f}s (checkpoint at step {resumed_at}: "
+          f"{history[0].end - t_signal:.1f}s to checkpoint and requeue, {history[1].start - history[0].end:.1f}s "
+          "until the scheduler restarted it)")
     assert latency < 60
     assert [a.outcome for a in attempts(reference)] == ["finished"]
 
@@ -111,7 +114,7 @@ def test_loop_that_never_polls_is_requeued_after_grace(executor: submitit.AutoEx
     job = executor.submit(RunJob(run_dir, TOY, grace_s=2))
     _wait_for(lambda: len(logged_steps(run_dir)) >= 4, 60, "3 training steps")
     _scancel("--signal=USR2", job.job_id)
-    wait_done(job, timeout_s=120, poll_s=1)
+    assert wait_done(job, timeout_s=120, poll_s=1) == "COMPLETED"
     assert job.result() == {"step": steps, "state": reference_state(steps)}
     history = attempts(run_dir)
     assert [a.outcome for a in history] == ["preempted", "finished"]

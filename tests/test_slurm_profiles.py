@@ -49,7 +49,7 @@ def test_job_through_the_local_profile(tmp_path: Path, monkeypatch: pytest.Monke
                              job_name="repro-profile-test")
     job = executor.submit(math.factorial, 6)
     assert isinstance(job, FallbackSlurmJob)
-    wait_done(job, timeout_s=60, poll_s=0.5)
+    assert wait_done(job, timeout_s=60, poll_s=0.5) == "COMPLETED"
     assert job.result() == 720
     info = slurm_state.scontrol_show_job(job.job_id)
     assert info["JobName"] == "repro-profile-test" and info["Partition"] == "debug"

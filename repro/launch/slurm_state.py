@@ -201,15 +201,22 @@ def slurm_job(folder: str | Path, job_id: str, num_tasks: int = 1) -> FallbackSl
     return FallbackSlurmJob(folder, job_id, tasks=tuple(range(num_tasks)))
 
 
-def wait_done(job: core.Job[Any], timeout_s: float, poll_s: float = 1.0) -> str:
-    """Wait until ``job`` is done (result file written or terminal state), forcing a state check every ``poll_s``;
-    return its state. Raises ``TimeoutError`` after ``timeout_s`` (``job.wait()`` has no timeout)."""
+def wait_done(job: core.Job[Any], timeout_s: float, poll_s: float = 1.0, settle_s: float = 20.0) -> str:
+    """Wait until ``job`` is done (result file written or terminal state), forcing a state check every ``poll_s``,
+    and return its state. The result file appears before the job's process exits, so a done job is then given up to
+    ``settle_s`` to reach a terminal state in the scheduler. Raises ``TimeoutError`` after ``timeout_s``
+    (``job.wait()`` has no timeout)."""
     deadline = time.monotonic() + timeout_s
     while not job.done(force_check=True):
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job.job_id} not done after {timeout_s:.0f}s (state {job.state})")
         time.sleep(poll_s)
-    return job.watcher.get_state(job.job_id, mode="force")
+    settle = time.monotonic() + settle_s
+    state = job.watcher.get_state(job.job_id, mode="force")
+    while not is_terminal(state) and time.monotonic() < settle:
+        time.sleep(min(poll_s, 0.5))
+        state = job.watcher.get_state(job.job_id, mode="force")
+    return state
 
 
 def controller_answers(timeout_s: float = 5.0) -> str | None:
