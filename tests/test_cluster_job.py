@@ -12,11 +12,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from submitit.core.job_environment import SignalHandler
+from submitit.core.utils import JobPaths
 from submitit.helpers import DelayedSubmission
 
 from repro.errors import UserError
 from repro.launch import job as job_mod
-from repro.launch.job import AttemptsExhausted, RunJob, append_event, attempts, read_events, resolve_function
+from repro.launch.job import (
+    AttemptsExhausted,
+    NotRequeued,
+    RunJob,
+    append_event,
+    attempts,
+    read_events,
+    resolve_function,
+)
 from repro.launch.signals import PREEMPTION, Preempted, stop_if_preempted
 
 TOY = "test_cluster_job:toy_train"
@@ -91,26 +101,48 @@ def _clean_flag() -> Iterator[None]:
     PREEMPTION.clear()
 
 
-class FakeSubmititHandler:
-    """Stands in for submitit's USR2 handler: asks the job for its checkpoint, then exits as submitit does."""
+class _Env:
+    """The bits of submitit's JobEnvironment its signal handler uses; requeues are recorded, not sent."""
 
-    def __init__(self, job: RunJob, run_dir: Path) -> None:
-        self.job, self.run_dir = job, run_dir
+    global_rank = 0
+
+    def __init__(self) -> None:
+        self.requeued: list[int] = []
+
+    def _requeue(self, countdown: int) -> None:
+        self.requeued.append(countdown)
+
+
+class SubmititHandler:
+    """submitit's own USR2 handler (``SignalHandler.checkpoint_and_try_requeue``) around a RunJob, as
+    ``process_job`` installs it, with the checkpoint on disk at the moment it is called recorded."""
+
+    def __init__(self, job: RunJob, run_dir: Path, folder: Path, timeout_min: int, max_num_timeout: int) -> None:
+        delayed = DelayedSubmission(job)
+        delayed.set_timeout(timeout_min, max_num_timeout)
+        self.run_dir, self.env = run_dir, _Env()
+        self.paths = JobPaths(folder, job_id="1", task_id=0)
+        self.paths.folder.mkdir(parents=True, exist_ok=True)
+        self.handler = SignalHandler(self.env, self.paths, delayed)  # type: ignore[arg-type]
         self.calls: list[dict[str, Any]] = []
 
     def __call__(self, signum: int, frame: Any) -> None:
         ckpt = self.run_dir / "checkpoint.json"
-        self.calls.append({"signum": signum, "delayed": self.job.checkpoint(),
-                           "checkpoint": json.loads(ckpt.read_text()) if ckpt.exists() else None})
-        raise SystemExit(-1)
+        self.calls.append({"signum": signum, "checkpoint": json.loads(ckpt.read_text()) if ckpt.exists() else None})
+        self.handler.checkpoint_and_try_requeue(signum, frame)
+
+    def requeued_job(self) -> RunJob:
+        function = DelayedSubmission.load(self.paths.submitted_pickle).function
+        assert isinstance(function, RunJob)
+        return function
 
 
 @pytest.fixture
-def fake_handler() -> Iterator[Any]:
+def submitit_handler(tmp_path: Path) -> Iterator[Any]:
     old_usr2, old_alrm = signal.getsignal(signal.SIGUSR2), signal.getsignal(signal.SIGALRM)
 
-    def install(job: RunJob, run_dir: Path) -> FakeSubmititHandler:
-        handler = FakeSubmititHandler(job, run_dir)
+    def install(job: RunJob, run_dir: Path, timeout_min: int = 60, max_num_timeout: int = 3) -> SubmititHandler:
+        handler = SubmititHandler(job, run_dir, tmp_path / "submitit", timeout_min, max_num_timeout)
         signal.signal(signal.SIGUSR2, handler)
         return handler
 
@@ -137,38 +169,63 @@ def test_preempted_outside_submitit_reraises_and_resumes(tmp_path: Path) -> None
     assert logged_steps(run_dir)[:3] == ["start 0", "step 0", "start 1"]
 
 
-def test_usr2_is_deferred_to_the_step_boundary(tmp_path: Path, fake_handler: Any) -> None:
+def test_usr2_is_deferred_to_the_step_boundary(tmp_path: Path, submitit_handler: Any) -> None:
     run_dir = make_run(tmp_path, "r", steps=8, sleep_s=0.05, self_signal_at=3)
     job = RunJob(run_dir, TOY, grace_s=30)
-    handler = fake_handler(job, run_dir)
+    handler = submitit_handler(job, run_dir)
     with pytest.raises(SystemExit):
         job()
     (call,) = handler.calls
     assert call["signum"] == signal.SIGUSR2
     # the signal came during step 3; the checkpoint was written after step 3 completed, before submitit was called
     assert call["checkpoint"]["step"] == 4
-    delayed = call["delayed"]
-    assert isinstance(delayed, DelayedSubmission) and isinstance(delayed.function, RunJob)
-    assert (delayed.function.run_dir, delayed.function.train) == (str(run_dir), TOY)
+    assert handler.env.requeued == [3]  # submitit requeued (not a time-out: its countdown is untouched)
     assert [a.outcome for a in attempts(run_dir)] == ["preempted"]
     assert signal.getsignal(signal.SIGUSR2) is handler  # submitit's handler is back in place
     assert signal.getitimer(signal.ITIMER_REAL)[0] == 0  # grace alarm cancelled
-    # the requeued callable finishes the run where it stopped
-    assert delayed.function() == {"step": 8, "state": reference_state(8)}
+    # what submitit pickled for the requeue: a fresh RunJob on the same run, which finishes where it stopped
+    requeued = handler.requeued_job()
+    assert (requeued.run_dir, requeued.train, requeued.grace_s) == (str(run_dir), TOY, 30)
+    assert requeued() == {"step": 8, "state": reference_state(8)}
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "finished"]
 
 
-def test_loop_that_never_polls_is_handed_to_submitit_after_grace(tmp_path: Path, fake_handler: Any) -> None:
+def test_loop_that_never_polls_is_handed_to_submitit_after_grace(tmp_path: Path, submitit_handler: Any) -> None:
     run_dir = make_run(tmp_path, "r", steps=40, sleep_s=0.05, self_signal_at=2, poll=False)
     job = RunJob(run_dir, TOY, grace_s=0.3)
-    handler = fake_handler(job, run_dir)
+    handler = submitit_handler(job, run_dir)
     t0 = time.monotonic()
     with pytest.raises(SystemExit):
         job()
     assert time.monotonic() - t0 < 1.5
     (call,) = handler.calls
     assert call["checkpoint"] is None  # nothing saved: the next attempt restarts from its last periodic checkpoint
+    assert handler.env.requeued == [3]
     (end,) = [e for e in read_events(run_dir) if e["event"] == "end"]
     assert (end["outcome"], end["note"]) == ("preempted", "no step boundary within 0.3s")
+
+
+def test_preempted_run_out_of_attempts_is_not_requeued(tmp_path: Path, submitit_handler: Any) -> None:
+    run_dir = make_run(tmp_path, "r", steps=8, sleep_s=0.01, self_signal_at=1)
+    job = RunJob(run_dir, TOY, max_attempts=1)
+    handler = submitit_handler(job, run_dir)
+    with pytest.raises(NotRequeued, match="checkpoint function returned None"):
+        job()
+    assert handler.env.requeued == []
+    (only,) = attempts(run_dir)
+    assert (only.outcome, only.error) == ("gave_up", "preempted after 1 attempts (max_attempts=1)")
+
+
+def test_too_many_time_outs_are_not_requeued(tmp_path: Path, submitit_handler: Any) -> None:
+    """submitit counts a USR2 as a time-out when the job ran >= 80% of its limit (always, for limits <= 10 min)."""
+    run_dir = make_run(tmp_path, "r", steps=8, sleep_s=0.01, self_signal_at=1)
+    job = RunJob(run_dir, TOY)
+    handler = submitit_handler(job, run_dir, timeout_min=5, max_num_timeout=0)
+    with pytest.raises(NotRequeued, match="timed-out too many times"):
+        job()
+    assert handler.env.requeued == []
+    (only,) = attempts(run_dir)
+    assert only.outcome == "gave_up" and "timed-out too many times" in (only.error or "")
 
 
 def test_failures_are_bounded(tmp_path: Path) -> None:
@@ -200,10 +257,11 @@ def test_attempts_are_bounded_and_checkpoint_stops_requeueing(tmp_path: Path) ->
         (run_dir / "toy.json").write_text(json.dumps({"steps": 50, "sleep_s": 0, "set_flag_at": i}))
         with pytest.raises(Preempted):
             job()
-        assert (job.checkpoint() is None) == (len(attempts(run_dir)) >= 2)
-    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "gave_up"]
-    with pytest.raises(AttemptsExhausted):
+        assert (job.checkpoint() is None) == (i == 1)
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "preempted"]
+    with pytest.raises(AttemptsExhausted, match=r"2 attempts \(max_attempts=2\)"):
         job()
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "preempted", "gave_up"]
 
 
 def test_stop_if_preempted_saves_then_raises() -> None:

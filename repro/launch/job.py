@@ -55,6 +55,10 @@ class AttemptsExhausted(RuntimeError):
     """The run used up its attempts; it is reported as failed and never requeued."""
 
 
+class NotRequeued(RuntimeError):
+    """submitit refused to requeue a preempted job (timed out ``max_num_timeout`` times, or attempts used up)."""
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # job_history.jsonl
 
@@ -200,27 +204,38 @@ class RunJob(Checkpointable):
         rank = env.global_rank if env is not None else 0
         job_id = env.job_id if env is not None else os.environ.get("SLURM_JOB_ID", "local")
         fn = resolve_function(self.train)
-        attempt = self._start(run_dir, job_id) if rank == 0 else 0
-        PREEMPTION.clear()
+        attempt = 0
+
         def give_up_waiting() -> None:
             if rank == 0:
                 self._end(run_dir, attempt, job_id, "preempted", note=f"no step boundary within {self.grace_s:g}s")
 
-        hooks = _PreemptionHooks(self.grace_s, on_give_up=give_up_waiting)
+        def not_requeued(e: BaseException) -> None:  # the end record replaces "preempted" for this attempt
+            if rank == 0:
+                why = (f"preempted after {attempt} attempts (max_attempts={self.max_attempts})"
+                       if attempt >= self.max_attempts else f"not requeued: {_first_line(e)}")
+                self._end(run_dir, attempt, job_id, "gave_up", error=why)
+
+        # Hooks first: a USR2 that arrives while the attempt is being recorded is kept for the first step boundary.
+        PREEMPTION.clear()
+        hooks = _PreemptionHooks(self.grace_s, on_give_up=give_up_waiting, on_not_requeued=not_requeued)
         hooks.install()
+        try:
+            attempt = self._start(run_dir, job_id) if rank == 0 else 0
+        except BaseException:
+            hooks.uninstall()
+            raise
         try:
             result = fn(run_dir)
         except Preempted:
             hooks.cancel_alarm()
             if rank == 0:
-                if len(attempts(run_dir)) >= self.max_attempts:  # checkpoint() will refuse to requeue
-                    self._end(run_dir, attempt, job_id, "gave_up", error=f"preempted after {attempt} attempts "
-                                                                         f"(max_attempts={self.max_attempts})")
-                else:
-                    self._end(run_dir, attempt, job_id, "preempted")
-            if hooks.submitit_handler is not None and hooks.signum is not None:
-                hooks.submitit_handler(hooks.signum, None)  # rank 0: checkpoint() + requeue + exit; others return
+                self._end(run_dir, attempt, job_id, "preempted")
+            if hooks.signum is not None:
+                hooks.call_submitit()  # rank 0: checkpoint() + requeue + exit; other ranks return
                 sys.exit(-1)
+            raise
+        except (NotRequeued, AttemptsExhausted):
             raise
         except Exception as e:
             hooks.cancel_alarm()
@@ -267,9 +282,11 @@ class _PreemptionHooks:
     Installed only when submitit's handler is there (inside a submitit job, main thread); elsewhere it does nothing.
     """
 
-    def __init__(self, grace_s: float, on_give_up: Callable[[], None]) -> None:
+    def __init__(self, grace_s: float, on_give_up: Callable[[], None],
+                 on_not_requeued: Callable[[BaseException], None]) -> None:
         self.grace_s = grace_s
         self.on_give_up = on_give_up
+        self.on_not_requeued = on_not_requeued
         self.sig = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"))
         self.submitit_handler: Callable[[int, types.FrameType | None], Any] | None = None
         self.signum: int | None = None
@@ -310,5 +327,19 @@ class _PreemptionHooks:
         print(f"[repro] no step boundary within {self.grace_s:g}s: requeueing from the last checkpoint",
               file=sys.stderr, flush=True)
         self.on_give_up()
+        self.call_submitit(frame)
+
+    def call_submitit(self, frame: types.FrameType | None = None) -> None:
+        """Run submitit's handler: it calls ``checkpoint()``, requeues and exits, or raises when it will not
+        requeue (-> :class:`NotRequeued`, after recording why)."""
         assert self.submitit_handler is not None and self.signum is not None
-        self.submitit_handler(self.signum, frame)
+        try:
+            self.submitit_handler(self.signum, frame)
+        except Exception as e:
+            self.on_not_requeued(e)
+            raise NotRequeued(_first_line(e)) from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
