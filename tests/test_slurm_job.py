@@ -4,7 +4,6 @@ number of times; a stuck loop is requeued after the grace period; a cancelled jo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -22,9 +21,7 @@ from repro.launch.slurm_state import FallbackSlurmJob, wait_done, with_state_fal
 TOY = "test_cluster_job:toy_train"  # the toy trainer lives with the unit tests
 TESTS = Path(__file__).resolve().parent
 
-_LOCAL_CONF = Path(os.environ.get("REPRO_SLURM_DIR", "/tmp/repro-slurm")) / "slurm.conf"
-if "SLURM_CONF" not in os.environ and not Path("/etc/slurm/slurm.conf").exists() and _LOCAL_CONF.exists():
-    os.environ["SLURM_CONF"] = str(_LOCAL_CONF)
+slurm_state.use_local_cluster_conf()
 
 
 # --- tests on the cluster -------------------------------------------------------------------------------------------

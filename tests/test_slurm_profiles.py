@@ -4,7 +4,6 @@ through make_executor runs and reports its state without accounting."""
 from __future__ import annotations
 
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -14,9 +13,7 @@ from repro.launch import slurm_state
 from repro.launch.cluster import ClusterProfile, load_cluster_profile, make_executor, sbatch_script
 from repro.launch.slurm_state import FallbackSlurmJob, wait_done
 
-_LOCAL_CONF = Path(os.environ.get("REPRO_SLURM_DIR", "/tmp/repro-slurm")) / "slurm.conf"
-if "SLURM_CONF" not in os.environ and not Path("/etc/slurm/slurm.conf").exists() and _LOCAL_CONF.exists():
-    os.environ["SLURM_CONF"] = str(_LOCAL_CONF)
+slurm_state.use_local_cluster_conf()
 _WHY_NOT = slurm_state.controller_answers()
 
 pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY_NOT is not None, reason=f"no SLURM: {_WHY_NOT}"),

@@ -221,6 +221,22 @@ def wait_done(job: core.Job[Any], timeout_s: float, poll_s: float = 1.0, settle_
     return state
 
 
+def use_local_cluster_conf() -> Path | None:
+    """Point SLURM clients at the local test cluster's config (``$REPRO_SLURM_DIR/slurm.conf``, written by
+    ``slurm/local/up.sh``) when neither ``SLURM_CONF`` nor ``/etc/slurm/slurm.conf`` says otherwise.
+    Returns the config now in use, if known."""
+    if "SLURM_CONF" in os.environ:
+        return Path(os.environ["SLURM_CONF"])
+    system = Path("/etc/slurm/slurm.conf")
+    if system.exists():
+        return system
+    local = Path(os.environ.get("REPRO_SLURM_DIR", "/tmp/repro-slurm")) / "slurm.conf"
+    if local.exists():
+        os.environ["SLURM_CONF"] = str(local)  # inherited by sbatch/squeue and by the jobs
+        return local
+    return None
+
+
 def _controller_address() -> tuple[str, int] | None:
     """(host, port) of the first SlurmctldHost in the client's slurm.conf, or ``None`` when not found."""
     conf = Path(os.environ.get("SLURM_CONF", "/etc/slurm/slurm.conf"))
