@@ -293,3 +293,53 @@ def test_job_pickles_small(tmp_path: Path) -> None:
     clone = cloudpickle.loads(cloudpickle.dumps(job))
     assert vars(clone) == vars(job)
     assert os.fspath(tmp_path) == clone.run_dir
+
+
+# --- run status from the run directory and a (recorded) scheduler answer -------------------------------------------
+
+
+def _sched(job_id: str, state: str, reason: str = "None") -> dict[str, dict[str, str]]:
+    return {job_id: {"JobID": job_id, "State": state, "NodeList": "vm", "Reason": reason}}
+
+
+def test_status_of_a_run_never_submitted(tmp_path: Path) -> None:
+    status = job_mod.run_status(tmp_path / "new", scheduler={})
+    assert (status.state, status.job_id, status.needs_submission) == ("pending", None, True)
+
+
+def test_status_follows_the_scheduler(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=3, sleep_s=0)
+    job_mod.record_submission(run_dir, "5", folder=str(tmp_path / "submitit"))
+    assert job_mod.run_status(run_dir, scheduler=_sched("5", "PENDING", "Priority")).state == "queued"
+    assert job_mod.run_status(run_dir, scheduler=_sched("5", "PENDING")).detail == ""
+    append_event(run_dir, "start", attempt=1, job_id="5")
+    running = job_mod.run_status(run_dir, scheduler=_sched("5", "RUNNING"))
+    assert (running.state, running.needs_submission) == ("running", False)
+    append_event(run_dir, "end", attempt=1, job_id="5", outcome="preempted")
+    waiting = job_mod.run_status(run_dir, scheduler=_sched("5", "PENDING", "BeginTime"))
+    assert (waiting.state, waiting.detail, waiting.needs_submission) == ("preempted", "waiting: BeginTime", False)
+    append_event(run_dir, "start", attempt=2, job_id="5")
+    append_event(run_dir, "end", attempt=2, job_id="5", outcome="finished")
+    assert job_mod.run_status(run_dir, scheduler={}).state == "finished"  # the run directory is the truth
+
+
+def test_status_of_a_dead_job_is_failed_with_its_log(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "r", steps=3, sleep_s=0)
+    folder = tmp_path / "submitit"
+    folder.mkdir()
+    (folder / "9_0_log.err").write_text("".join(f"line {i}\n" for i in range(30)) + "RuntimeError: boom\n")
+    job_mod.record_submission(run_dir, "9", folder=str(folder))
+    append_event(run_dir, "start", attempt=1, job_id="9")
+    cancelled = job_mod.run_status(run_dir, scheduler=_sched("9", "CANCELLED by 0"), log_lines=3)
+    assert cancelled.state == "failed" and cancelled.scheduler_state == "CANCELLED"
+    assert cancelled.detail == "job 9 CANCELLED; attempt 1 started, never ended"
+    assert cancelled.log_tail == "line 28\nline 29\nRuntimeError: boom"
+    assert cancelled.needs_submission  # one death of 3 allowed
+    purged = job_mod.run_status(run_dir, scheduler={}, max_failures=1)
+    assert purged.scheduler_state == "PURGED" and "gone from the controller" in purged.detail
+    assert purged.exhausted and not purged.needs_submission
+
+
+def test_finished_run_needs_nothing(tmp_path: Path) -> None:
+    status = job_mod.run_status(tmp_path / "r", finished=True, scheduler={})
+    assert (status.state, status.needs_submission) == ("finished", False)

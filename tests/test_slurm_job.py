@@ -15,7 +15,7 @@ from submitit.core.utils import FailedJobError, UncompletedJobError
 from test_cluster_job import logged_steps, make_run, reference_state
 
 from repro.launch import slurm_state
-from repro.launch.job import RunJob, attempts, read_events
+from repro.launch.job import RunJob, attempts, read_events, run_status, submit_runs
 from repro.launch.slurm_state import FallbackSlurmJob, wait_done, with_state_fallback
 
 TOY = "test_cluster_job:toy_train"  # the toy trainer lives with the unit tests
@@ -87,6 +87,7 @@ def test_usr2_checkpoints_requeues_and_resumes_to_the_same_state(executor: submi
           "until the scheduler restarted it)")
     assert latency < 60
     assert [a.outcome for a in attempts(reference)] == ["finished"]
+    assert run_status(preempted).state == run_status(reference).state == "finished"
 
 
 def test_failing_run_is_requeued_then_reported_failed(executor: submitit.AutoExecutor, tmp_path: Path) -> None:
@@ -98,6 +99,10 @@ def test_failing_run_is_requeued_then_reported_failed(executor: submitit.AutoExe
     assert all("toy failure" in (a.error or "") for a in history)
     with pytest.raises(FailedJobError, match="toy failure"):
         job.result()
+    status = run_status(run_dir, max_failures=2)
+    assert (status.state, status.scheduler_state, status.exhausted) == ("failed", "FAILED", True)
+    assert "attempt 2 failed: RuntimeError: toy failure" in status.detail
+    assert "RuntimeError: toy failure" in status.log_tail and not status.needs_submission
     # resubmitting an exhausted run starts nothing: the attempt gives up at once
     again = executor.submit(RunJob(run_dir, TOY, max_failures=2))
     assert wait_done(again, timeout_s=60, poll_s=1) == "FAILED"
@@ -129,3 +134,34 @@ def test_cancelled_run_ends_without_hanging(executor: submitit.AutoExecutor, tmp
     with pytest.raises(UncompletedJobError):
         job.result()
     assert [a.outcome for a in attempts(run_dir)] == ["running"]  # started, never ended: the scheduler says why
+    status = run_status(run_dir)
+    assert (status.state, status.scheduler_state) == ("failed", "CANCELLED")
+    assert status.detail == f"job {job.job_id} CANCELLED; attempt 1 started, never ended"
+
+
+def test_resubmission_is_idempotent(executor: submitit.AutoExecutor, tmp_path: Path) -> None:
+    quick = make_run(tmp_path, "quick", steps=2, sleep_s=0.1)
+    slow = make_run(tmp_path, "slow", steps=400, sleep_s=0.25)
+    runs = [quick, slow]
+    first = submit_runs(executor, runs, TOY)
+    assert [s.state for _, s, _ in first] == ["pending", "pending"]
+    job_q, job_s = (job for _, _, job in first)
+    assert job_q.job_id.split("_")[0] == job_s.job_id.split("_")[0]  # one array
+    assert [s.state for _, s, _ in submit_runs(executor, runs, TOY, dry_run=True)] in (
+        [["queued", "queued"], ["queued", "running"], ["running", "queued"], ["running", "running"]])
+
+    assert wait_done(job_q, timeout_s=60, poll_s=0.5) == "COMPLETED"
+    _wait_for(lambda: len(logged_steps(slow)) >= 2, 60, "the slow run to start")
+    again = submit_runs(executor, runs, TOY)
+    assert [(s.state, job) for _, s, job in again] == [("finished", None), ("running", None)]
+
+    _scancel(job_s.job_id)
+    assert wait_done(job_s, timeout_s=30, poll_s=0.5) == "CANCELLED"
+    third = submit_runs(executor, runs, TOY)
+    assert [s.state for _, s, _ in third] == ["finished", "failed"]
+    assert third[0][2] is None and third[1][2] is not None  # only the cancelled run is submitted again
+    resubmitted = third[1][2]
+    assert resubmitted.job_id != job_s.job_id
+    assert run_status(slow).job_id == resubmitted.job_id
+    _scancel(resubmitted.job_id)
+    assert wait_done(resubmitted, timeout_s=30, poll_s=0.5) == "CANCELLED"

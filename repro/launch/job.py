@@ -45,6 +45,7 @@ from submitit.helpers import Checkpointable, DelayedSubmission
 
 from repro.errors import UserError
 from repro.launch.signals import PREEMPTION, Preempted
+from repro.launch.slurm_state import PURGED, TERMINAL, base_state, squeue_states
 
 HISTORY = "job_history.jsonl"
 FAILED_OUTCOMES = frozenset({"failed", "died"})
@@ -264,7 +265,8 @@ class RunJob(Checkpointable):
             past[-1] = Attempt(**{**past[-1].__dict__, "outcome": "died"})
         attempt = len(past) + 1
         append_event(run_dir, "start", attempt=attempt, job_id=job_id, host=socket.gethostname(),
-                     restart_count=os.environ.get("SLURM_RESTART_COUNT"), train=self.train)
+                     restart_count=os.environ.get("SLURM_RESTART_COUNT"), train=self.train,
+                     folder=os.environ.get("SUBMITIT_FOLDER"))
         why = exhausted_reason(past, self.max_attempts, self.max_failures)
         if why is not None:
             self._end(run_dir, attempt, job_id, "gave_up", error=why)
@@ -343,3 +345,129 @@ class _PreemptionHooks:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# status and (re)submission: what `repro status` and `repro submit` build on
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a run stands, from its directory and the scheduler.
+
+    ``state``: pending (never submitted), queued, running, preempted (requeued, waiting to restart), failed (its
+    job ended without finishing the run; ``detail`` and ``log_tail`` say why), finished, or unknown (the
+    scheduler did not answer).
+    """
+
+    state: str
+    job_id: str | None = None
+    scheduler_state: str | None = None
+    attempts: int = 0
+    exhausted: bool = False
+    detail: str = ""
+    log_tail: str = ""
+
+    @property
+    def needs_submission(self) -> bool:
+        """Submit it (again)? Not when finished, queued, running or waiting to restart, not when the scheduler
+        could not be asked (``unknown``), and not when its attempts are used up."""
+        return self.state in {"pending", "failed"} and not self.exhausted
+
+
+_RUNNING_STATES = frozenset({"RUNNING", "COMPLETING", "CONFIGURING", "SUSPENDED", "STOPPED", "SIGNALING",
+                             "STAGE_OUT", "RESIZING"})
+
+
+def last_submission(run_dir: str | Path) -> dict[str, Any] | None:
+    """The newest ``submitted`` or ``start`` event (the job that last ran or will run this run)."""
+    events = [e for e in read_events(run_dir) if e.get("event") in {"submitted", "start"} and e.get("job_id")]
+    return events[-1] if events else None
+
+
+def log_tail(folder: str | Path, job_id: str, lines: int = 20) -> str:
+    """The last lines of a submitit job's stderr (else stdout), for reports of failed runs."""
+    from submitit.core.utils import JobPaths
+
+    paths = JobPaths(folder, job_id=job_id, task_id=0)
+    for path in (paths.stderr, paths.stdout):
+        if path.exists() and path.stat().st_size:
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def run_status(run_dir: str | Path, *, finished: bool = False, scheduler: dict[str, dict[str, str]] | None = None,
+               max_attempts: int = 20, max_failures: int = 3, log_lines: int = 20) -> RunStatus:
+    """Status of one run. ``finished``: the caller knows it is (``summary.json``); ``scheduler``: pre-fetched
+    :func:`~repro.launch.slurm_state.squeue_states` for many runs at once (else squeue is asked here)."""
+    history = attempts(run_dir)
+    last = history[-1] if history else None
+    if finished or (last is not None and last.outcome == "finished"):
+        return RunStatus("finished", last.job_id if last else None, attempts=len(history))
+
+    def used_up(last_died: bool) -> bool:
+        ended = [a for a in history if a.outcome != "running"]
+        if last_died and last is not None and last.outcome == "running":
+            ended.append(Attempt(**{**last.__dict__, "outcome": "died"}))
+        return exhausted_reason(ended, max_attempts, max_failures) is not None
+
+    sub = last_submission(run_dir)
+    if sub is None:
+        return RunStatus("pending", attempts=len(history), exhausted=used_up(True))
+    job_id = str(sub["job_id"])
+    if scheduler is None:
+        try:
+            scheduler = squeue_states([job_id])
+        except (OSError, subprocess.SubprocessError) as e:
+            return RunStatus("unknown", job_id, None, len(history), used_up(False),
+                             f"scheduler did not answer ({_first_line(e)})")
+    entry = scheduler.get(job_id)
+    sched = base_state(entry["State"]) if entry else PURGED
+    reason = entry.get("Reason", "") if entry else ""
+    terminal = sched in TERMINAL
+    common = {"job_id": job_id, "scheduler_state": sched, "attempts": len(history), "exhausted": used_up(terminal)}
+    if sched in _RUNNING_STATES:
+        return RunStatus("running", **common)
+    if not terminal:  # PENDING, REQUEUED, REQUEUE_HOLD, PREEMPTED ...
+        waiting = f"waiting: {reason}" if reason and reason != "None" else ""
+        return RunStatus("preempted" if last is not None and last.outcome == "preempted" else "queued", **common,
+                         detail=waiting)
+    why = [f"job {job_id} {sched}" + (" (gone from the controller)" if sched == PURGED else "")]
+    if last is not None:
+        why.append(f"attempt {last.attempt} {'started, never ended' if last.outcome == 'running' else last.outcome}"
+                   + (f": {last.error}" if last.error else ""))
+    folder = next((e["folder"] for e in reversed(read_events(run_dir))
+                   if e.get("job_id") == sub["job_id"] and e.get("folder")), None)
+    tail = log_tail(folder, job_id, log_lines) if folder else ""
+    return RunStatus("failed", **common, detail="; ".join(why), log_tail=tail)
+
+
+def run_statuses(run_dirs: list[Path], finished: Callable[[Path], bool] = lambda _: False,
+                 **policy: Any) -> list[RunStatus]:
+    """:func:`run_status` for many runs with one squeue call."""
+    ids = [str(s["job_id"]) for d in run_dirs if (s := last_submission(d)) is not None]
+    try:
+        info: dict[str, dict[str, str]] | None = squeue_states(ids) if ids else {}
+    except (OSError, subprocess.SubprocessError):
+        info = None  # each run_status asks again and reports "unknown" if it still fails
+    return [run_status(d, finished=finished(d), scheduler=info, **policy) for d in run_dirs]
+
+
+def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, finished: Callable[[Path], bool] = lambda _: False,
+                max_attempts: int = 20, max_failures: int = 3, grace_s: float = 60.0,
+                dry_run: bool = False) -> list[tuple[Path, RunStatus, Any]]:
+    """Submit the runs that need it (:attr:`RunStatus.needs_submission`) as one job array; returns
+    ``(run_dir, status before, job or None)`` for every run. Idempotent: finished, queued and running runs, and
+    runs out of attempts, are left alone."""
+    statuses = run_statuses(run_dirs, finished, max_attempts=max_attempts, max_failures=max_failures)
+    todo = [d for d, s in zip(run_dirs, statuses, strict=True) if s.needs_submission]
+    jobs: dict[Path, Any] = {}
+    if todo and not dry_run:
+        calls = [RunJob(d, train, max_attempts=max_attempts, max_failures=max_failures, grace_s=grace_s)
+                 for d in todo]
+        with executor.batch():
+            submitted = [executor.submit(call) for call in calls]
+        for d, job in zip(todo, submitted, strict=True):
+            record_submission(d, job.job_id, folder=str(executor.folder), train=train)
+            jobs[d] = job
+    return [(d, s, jobs.get(d)) for d, s in zip(run_dirs, statuses, strict=True)]
