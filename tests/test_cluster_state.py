@@ -73,3 +73,11 @@ def test_closed_controller_port_is_reported_at_once(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("SLURM_CONF", str(conf))
     why = slurm_state.controller_answers()
     assert why is not None and why.startswith("no slurmctld at 127.0.0.1:1")
+
+
+def test_fallback_leaves_other_executors_alone(tmp_path: Path) -> None:
+    import submitit
+
+    local = submitit.AutoExecutor(folder=tmp_path, cluster="local")
+    inner = type(local._executor)
+    assert slurm_state.with_state_fallback(local) is local and type(local._executor) is inner

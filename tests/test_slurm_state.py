@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import submitit
 from submitit.core.utils import UncompletedJobError
-from submitit.slurm.slurm import SlurmInfoWatcher
+from submitit.slurm.slurm import SlurmExecutor, SlurmInfoWatcher
 
 from repro.launch import slurm_state
 from repro.launch.slurm_state import PURGED, FallbackSlurmJob, wait_done, with_state_fallback
@@ -63,6 +63,15 @@ def test_array_jobs_use_the_fallback(executor: submitit.AutoExecutor) -> None:
     assert [j.result() for j in jobs] == [6, 24]
     infos = slurm_state.squeue_states([j.job_id for j in jobs])
     assert set(infos) == {j.job_id for j in jobs}
+
+
+def test_plain_slurm_executor_gets_the_fallback_too(tmp_path: Path) -> None:
+    executor = with_state_fallback(SlurmExecutor(folder=tmp_path / "submitit"))
+    executor.update_parameters(time=5, cpus_per_task=1, mem="512MB")
+    job = executor.submit(math.factorial, 4)
+    assert isinstance(job, FallbackSlurmJob)
+    assert wait_done(job, timeout_s=60, poll_s=0.5) == "COMPLETED"
+    assert job.result() == 24
 
 
 def test_cancelled_job_is_reported_cancelled_without_hanging(executor: submitit.AutoExecutor) -> None:
