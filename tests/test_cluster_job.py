@@ -72,6 +72,30 @@ def toy_train(run_dir: Path) -> dict[str, int]:
     return {"step": cfg["steps"], "state": state}
 
 
+def toy_train_ranked(run_dir: Path) -> dict[str, int]:
+    """The toy trainer as one of several tasks (as DDP ranks are): every rank steps, rank 0 alone checkpoints."""
+    run_dir = Path(run_dir)
+    rank = int(os.environ.get("SLURM_PROCID", "0"))
+    cfg: dict[str, Any] = json.loads((run_dir / "toy.json").read_text())
+    ckpt = run_dir / "checkpoint.json"
+    start, state = 0, 1
+    if ckpt.exists():
+        saved = json.loads(ckpt.read_text())
+        start, state = saved["step"], saved["state"]
+    with (run_dir / f"steps.rank{rank}.log").open("a") as log:
+        log.write(f"start {start}\n")
+        log.flush()
+        for step in range(start, cfg["steps"]):
+            state = (state * 31 + step) % 1_000_003
+            time.sleep(cfg["sleep_s"])
+            log.write(f"step {step}\n")
+            log.flush()
+            stop_if_preempted(lambda s=step + 1, v=state: rank == 0 and _save(ckpt, s, v))
+    if rank == 0:
+        _save(ckpt, cfg["steps"], state)
+    return {"rank": rank, "step": cfg["steps"], "state": state}
+
+
 def reference_state(steps: int) -> int:
     state = 1
     for step in range(steps):

@@ -165,3 +165,23 @@ def test_resubmission_is_idempotent(executor: submitit.AutoExecutor, tmp_path: P
     assert run_status(slow).job_id == resubmitted.job_id
     _scancel(resubmitted.job_id)
     assert wait_done(resubmitted, timeout_s=30, poll_s=0.5) == "CANCELLED"
+
+
+def test_two_tasks_one_checkpoint_one_requeue(executor: submitit.AutoExecutor, tmp_path: Path) -> None:
+    """tasks_per_node=2 (as one task per GPU): both tasks get USR2, rank 0 alone records, checkpoints and
+    requeues; the other rank exits quietly; both resume from rank 0's checkpoint."""
+    steps = 16
+    run_dir = make_run(tmp_path, "ddp", steps=steps, sleep_s=0.25)
+    executor.update_parameters(tasks_per_node=2, cpus_per_task=1)
+    job = executor.submit(RunJob(run_dir, "test_cluster_job:toy_train_ranked"))
+    rank_log = run_dir / "steps.rank0.log"
+    _wait_for(lambda: rank_log.exists() and len(rank_log.read_text().splitlines()) >= 5, 60, "4 steps on rank 0")
+    _scancel("--signal=USR2", job.job_id)
+    assert wait_done(job, timeout_s=120, poll_s=1) == "COMPLETED"
+    expected = reference_state(steps)
+    assert sorted(job.results(), key=lambda r: r["rank"]) == [
+        {"rank": 0, "step": steps, "state": expected}, {"rank": 1, "step": steps, "state": expected}]
+    assert [a.outcome for a in attempts(run_dir)] == ["preempted", "finished"]  # rank 0's record only
+    for rank in (0, 1):
+        starts = [x for x in (run_dir / f"steps.rank{rank}.log").read_text().splitlines() if x.startswith("start")]
+        assert len(starts) == 2 and starts[0] == "start 0" and int(starts[1].split()[1]) >= 4, (rank, starts)
