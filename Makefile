@@ -49,8 +49,21 @@ data:
 lint: setup
 	$(VENV)/bin/ruff check .
 
+# The tests marked `slurm` need the local single-node SLURM: as root it is started for the run (and stopped
+# after, unless it was already up); elsewhere they are skipped and this says why.
 pytest: setup data
-	$(PY) -m pytest -q
+	@was_up=0; started=0; \
+	if [ -f "$${REPRO_SLURM_DIR:-/tmp/repro-slurm}/slurmctld.pid" ] && timeout 5 sinfo >/dev/null 2>&1; then was_up=1; fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "make test: not root, so the local SLURM cannot start: the tests marked slurm are skipped"; \
+	elif slurm/local/up.sh >/tmp/repro-slurm-up.log 2>&1; then \
+		started=1; echo "make test: local SLURM up, the tests marked slurm run"; \
+	else \
+		echo "make test: the local SLURM did not start (see /tmp/repro-slurm-up.log): the tests marked slurm are skipped"; \
+	fi; \
+	status=0; $(PY) -m pytest -q || status=$$?; \
+	if [ $$started = 1 ] && [ $$was_up = 0 ]; then slurm/local/down.sh >/dev/null 2>&1 || true; fi; \
+	exit $$status
 
 test: lint pytest
 
