@@ -16,6 +16,7 @@ COMMANDS: dict[str, str] = {
     "paper": "repro.commands.paper",
     "table": "repro.commands.table",
     "run": "repro.commands.run",
+    "submit": "repro.commands.submit",  # also adds "status"
 }
 
 
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as err:
         print(f"repro {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `repro ... | head`
+        return 0
     except KeyboardInterrupt:
         print(f"repro {args.command}: interrupted", file=sys.stderr)
         return 130

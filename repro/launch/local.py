@@ -9,6 +9,7 @@ name -- never faked.
 from __future__ import annotations
 
 import importlib
+import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,10 +34,21 @@ class Outcome:
     detail: str = ""
 
 
+def _registry() -> dict[str, str]:
+    """RUNNERS, with ``REPRO_RUNNERS="task=module:function,..."`` on top (for tests and site-specific runners;
+    an environment variable reaches cluster jobs, a monkeypatch would not)."""
+    registry = dict(RUNNERS)
+    for item in filter(None, os.environ.get("REPRO_RUNNERS", "").split(",")):
+        task, sep, target = item.partition("=")
+        if sep and ":" in target:
+            registry[task.strip()] = target.strip()
+    return registry
+
+
 def runner_for(config: dict[str, Any]) -> tuple[Runner | None, str]:
     """The runner for a resolved config, or None and why not."""
     task, method = config.get("task"), config.get("method")
-    target = RUNNERS.get(str(task))
+    target = _registry().get(str(task))
     if target is None:
         return None, f"no runner for task {task!r} yet"
     module_name, _, func_name = target.partition(":")
@@ -90,3 +102,22 @@ def run_locally(
         outcomes.append(Outcome(run, "finished"))
         log(f"done     {label}")
     return outcomes
+
+
+def train_run_dir(run_dir: str | Path) -> None:
+    """Train (or resume) the run whose resolved config is in ``run_dir``: the function cluster jobs call
+    (``RunJob(run_dir, "repro.launch.local:train_run_dir")``). A run without a runner is a ``UserError``, which
+    the job never retries."""
+    from repro.errors import UserError
+
+    rundir = RunDir(run_dir)
+    if rundir.state() == "finished":
+        return
+    config = rundir.config()
+    runner, why = runner_for(config)
+    if runner is None:
+        raise UserError(f"{rundir.path}: {why}")
+    rundir.prepare(config)
+    runner(config, rundir.path)
+    if rundir.state() != "finished":
+        raise RuntimeError(f"{rundir.path}: the runner returned without writing summary.json")

@@ -1,0 +1,148 @@
+"""``repro submit`` and ``repro status``: a manifest's runs on a cluster (SLURM via submitit) or locally."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from repro.errors import UserError
+
+TRAIN_FN = "repro.launch.local:train_run_dir"
+DEFAULT_CLUSTER_PROFILE = {"smoke": "local", "full": "example-a100"}
+
+
+def _manifest_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("manifest", help="experiments/tableNN.yaml or a table number")
+    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--only", nargs="+", metavar="ROW", help="only these rows (labels as in the paper)")
+    p.add_argument("--runs", default="runs", help="directory for run directories (default: runs/)")
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "submit",
+        help="submit a manifest's pending runs (one SLURM job array, or locally)",
+        description="Submit the runs of a manifest that are neither finished nor queued/running. --cluster slurm "
+        "uses a cluster profile (slurm/profiles/NAME.yaml; default: 'local' for smoke, $REPRO_CLUSTER_PROFILE or "
+        "'example-a100' for full); --cluster local runs them in this process.",
+    )
+    _manifest_args(p)
+    p.add_argument("--cluster", choices=("slurm", "local"), default="slurm")
+    p.add_argument("--cluster-profile", help="cluster profile name or path (slurm/profiles/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a cluster-profile field, e.g. --set partition=gpu --set time=12:00:00")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (runs, resources, sbatch) and submit nothing")
+    p.set_defaults(run=run_submit)
+
+    s = subparsers.add_parser(
+        "status",
+        help="where each run of a manifest stands (pending/queued/running/preempted/failed/finished)",
+        description="Per run: state from its run directory and the scheduler; failed runs show their log tail.",
+    )
+    _manifest_args(s)
+    s.add_argument("--log-lines", type=int, default=5, help="log lines shown for failed runs (default 5)")
+    s.set_defaults(run=run_status)
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    """KEY=VALUE pairs; numbers and booleans as JSON, anything else (12:00:00, a100) as a string."""
+    import json
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            out[key.replace("-", "_")] = json.loads(value)
+        except ValueError:
+            out[key.replace("-", "_")] = value
+    return out
+
+
+def _run_dirs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from repro.launch.manifest import load_manifest, manifest_path
+    from repro.launch.resolve import resolve
+
+    manifest = load_manifest(manifest_path(args.manifest))
+    runs = {r.run_id: r for r in resolve(manifest, args.profile, args.only)}  # shared runs once
+    return manifest, list(runs.values())
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    import os
+
+    from repro.launch.rundir import RunDir
+
+    manifest, runs = _run_dirs(args)
+    root = Path(args.runs)
+    if args.cluster == "local":
+        if args.dry_run:
+            for r in runs:
+                print(f"would run {r.row} / {r.key} [{r.run_id}] in this process ({RunDir(root / r.run_id).state()})")
+            return 0
+        from repro.commands.run import run as run_local
+
+        return run_local(args)
+
+    from repro.launch.cluster import load_cluster_profile, make_executor, sbatch_script
+    from repro.launch.job import submit_runs
+
+    name = args.cluster_profile or (
+        os.environ.get("REPRO_CLUSTER_PROFILE", DEFAULT_CLUSTER_PROFILE["full"]) if args.profile == "full"
+        else DEFAULT_CLUSTER_PROFILE["smoke"]
+    )
+    cluster = load_cluster_profile(name, **_overrides(args.set))
+    dirs = [root / r.run_id for r in runs]
+    folder = root / "_submitit"
+    finished = lambda d: RunDir(d).state() == "finished"  # noqa: E731
+    if not args.dry_run:
+        for r, d in zip(runs, dirs, strict=True):
+            RunDir(d).prepare(r.config)
+        executor = make_executor(cluster, folder, job_name=f"table{manifest.table:02d}-{args.profile}")
+    else:
+        executor = None
+    outcome = submit_runs(executor, dirs, TRAIN_FN, finished=finished, dry_run=args.dry_run)
+    todo = [(d, st) for d, st, job in outcome if (job is not None) or (args.dry_run and st.needs_submission)]
+    gpus = cluster.nodes * max(cluster.gpus_per_node, 0)
+    hours = cluster.time / 60
+    verb = "would submit" if args.dry_run else "submitted"
+    print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(outcome)} runs, "
+          f"{verb} {len(todo)} as one array")
+    print(f"per run: {cluster.nodes} node(s) x {cluster.gpus_per_node} GPU(s), time limit {hours:g} h; "
+          f"at most {len(todo) * max(gpus, 1) * hours:g} {'GPU' if gpus else 'CPU-job'}-hours for this submission")
+    jobs = {d: job for d, _, job in outcome}
+    for r, (d, st, _) in zip(runs, outcome, strict=True):
+        job = jobs.get(d)
+        action = (f"job {job.job_id}" if job is not None else
+                  ("to submit" if args.dry_run and st.needs_submission else f"skip ({st.state})"))
+        epochs = r.config.get("epochs")
+        print(f"  {r.row:<16} {r.key:<9} {r.config.get('method', ''):<17} epochs {epochs:<7g} {r.run_id}  {action}")
+    if args.dry_run:
+        print("\nsbatch script of one run:\n" + sbatch_script(cluster, folder, f"table{manifest.table:02d}"))
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from repro.launch.job import run_statuses
+    from repro.launch.rundir import RunDir
+
+    manifest, runs = _run_dirs(args)
+    root = Path(args.runs)
+    dirs = [root / r.run_id for r in runs]
+    statuses = run_statuses(dirs, finished=lambda d: RunDir(d).state() == "finished", log_lines=args.log_lines)
+    counts: dict[str, int] = {}
+    for r, d, st in zip(runs, dirs, statuses, strict=True):
+        state = st.state
+        if state == "pending" and RunDir(d).state() == "partial":
+            state = "partial"  # started locally (repro run) and interrupted
+        counts[state] = counts.get(state, 0) + 1
+        extra = f" job {st.job_id}" if st.job_id else ""
+        extra += f" [{st.scheduler_state}]" if st.scheduler_state else ""
+        extra += f": {st.detail}" if st.detail else ""
+        print(f"{state:<10} {r.row} / {r.key} {r.run_id}{extra}")
+        if state == "failed" and st.log_tail:
+            print("           " + st.log_tail.replace("\n", "\n           "))
+    print(f"table {manifest.table} ({args.profile}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return 0
