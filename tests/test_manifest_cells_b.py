@@ -19,3 +19,16 @@ def test_table13_early_large_batch():
     assert cell["CSWin-Base / EfficientTrain++ (2.0x) w/o early large batch", "walltime_speedup_64gpus"] == 1.4
     assert cell["CSWin-Large / EfficientTrain++ (2.0x) w/ early large batch", "top1_384"] == 88.1
     assert cell["CSWin-Large / EfficientTrain++ (3.0x) w/ early large batch", "walltime_speedup_64gpus"] == 2.9
+
+
+def test_table14_replay_buffer():
+    cell = _cells(14)
+    assert len(cell) == 24
+    assert cell["DeiT-Tiny / ET++ w/o replay buffer", "peak_preprocessing_load"] == 12630
+    assert cell["DeiT-Small / ET++ w/ replay buffer", "top1"] == 80.8
+    assert cell["CSWin-Small / ET++ w/ replay buffer", "peak_preprocessing_load"] == 759
+    # the replay buffer (n_buffer = 1) halves the load and keeps the computation speedup
+    for model in ("DeiT-Tiny", "DeiT-Small", "CSWin-Tiny", "CSWin-Small"):
+        off, on = f"{model} / ET++ w/o replay buffer", f"{model} / ET++ w/ replay buffer"
+        assert abs(cell[on, "peak_preprocessing_load"] - cell[off, "peak_preprocessing_load"] / 2) <= 0.5
+        assert cell[on, "computation_speedup"] == cell[off, "computation_speedup"]
