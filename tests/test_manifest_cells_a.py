@@ -1,0 +1,20 @@
+"""Spot checks of the transcribed paper cells: Tables 1, 2, 3, 4, 8, 9, 10, 11 and 25 (cell counts and samples)."""
+
+from __future__ import annotations
+
+from repro.launch.manifest import load_manifest, manifest_path
+
+
+def _cells(table: int) -> dict[tuple[str, str], float]:
+    cells = load_manifest(manifest_path(table)).paper_cells()
+    out = {(row, col): value for row, col, value in cells}
+    assert len(out) == len(cells)
+    return out
+
+
+def test_table10_cells():
+    cell = _cells(10)
+    assert len(cell) == 12
+    assert cell["Baseline", "top1_224"] == 83.4 and cell["Baseline", "walltime_speedup_512"] == 1.00
+    assert cell["EfficientTrain", "top1_384"] == 84.7 and cell["EfficientTrain", "walltime_speedup_384"] == 2.91
+    assert cell["EfficientTrain", "top1_512"] == 85.1 and cell["EfficientTrain", "walltime_speedup_512"] == 3.37
