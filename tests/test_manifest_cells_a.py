@@ -18,3 +18,15 @@ def test_table10_cells():
     assert cell["Baseline", "top1_224"] == 83.4 and cell["Baseline", "walltime_speedup_512"] == 1.00
     assert cell["EfficientTrain", "top1_384"] == 84.7 and cell["EfficientTrain", "walltime_speedup_384"] == 2.91
     assert cell["EfficientTrain", "top1_512"] == 85.1 and cell["EfficientTrain", "walltime_speedup_512"] == 3.37
+
+
+def test_table09_cells():
+    cell = _cells(9)
+    assert len(cell) == 12
+    assert cell["DeiT-Tiny", "input_size"] == 224 and cell["DeiT-Tiny", "baseline_top1"] == 72.5
+    assert cell["DeiT-Tiny", "et_top1"] == 74.3 and cell["DeiT-Tiny", "etpp_gain"] == 1.9
+    assert cell["DeiT-Small", "etpp_top1"] == 81.3 and cell["DeiT-Small", "et_gain"] == 0.6
+    # the printed gains are the differences to the baseline
+    for model in ("DeiT-Tiny", "DeiT-Small"):
+        for m in ("et", "etpp"):
+            assert round(cell[model, f"{m}_top1"] - cell[model, "baseline_top1"], 1) == cell[model, f"{m}_gain"]
