@@ -32,3 +32,12 @@ def test_table14_replay_buffer():
         off, on = f"{model} / ET++ w/o replay buffer", f"{model} / ET++ w/ replay buffer"
         assert abs(cell[on, "peak_preprocessing_load"] - cell[off, "peak_preprocessing_load"] / 2) <= 0.5
         assert cell[on, "computation_speedup"] == cell[off, "computation_speedup"]
+
+
+def test_table16_downstream_transfer():
+    cell = _cells(16)
+    assert len(cell) == 15
+    assert cell["DeiT-Small / Baseline", "top1_cifar10"] == 98.39
+    assert cell["DeiT-Small / EfficientTrain", "top1_stanford_dogs"] == 91.12
+    assert cell["DeiT-Small / EfficientTrain++", "top1_flowers102"] == 97.38
+    assert cell["DeiT-Small / EfficientTrain++", "pretrain_speedup"] == 1.6
