@@ -41,3 +41,12 @@ def test_table16_downstream_transfer():
     assert cell["DeiT-Small / EfficientTrain", "top1_stanford_dogs"] == 91.12
     assert cell["DeiT-Small / EfficientTrain++", "top1_flowers102"] == 97.38
     assert cell["DeiT-Small / EfficientTrain++", "pretrain_speedup"] == 1.6
+
+
+def test_table23_infobatch():
+    cell = _cells(23)
+    assert len(cell) == 8
+    assert cell["ResNet-50 / Baseline", "top1"] == 78.8
+    assert cell["ResNet-50 / InfoBatch", "training_speedup"] == 1.4 and cell["ResNet-50 / InfoBatch", "top1"] == 78.6
+    assert cell["ResNet-50 / EfficientTrain++ + InfoBatch", "training_speedup"] == 1.7
+    assert cell["ResNet-50 / EfficientTrain++ + InfoBatch", "top1"] == 79.6
