@@ -30,3 +30,14 @@ def test_table09_cells():
     for model in ("DeiT-Tiny", "DeiT-Small"):
         for m in ("et", "etpp"):
             assert round(cell[model, f"{m}_top1"] - cell[model, "baseline_top1"], 1) == cell[model, f"{m}_gain"]
+
+
+def test_table01_cells():
+    cell = _cells(1)
+    assert len(cell) == 10
+    assert cell["Low-pass Filtered Val. Set", "epoch_20"] == 46.9
+    assert cell["High-pass Filtered Val. Set", "epoch_20"] == 23.9
+    assert cell["Low-pass Filtered Val. Set", "epoch_200"] == 68.6
+    assert cell["High-pass Filtered Val. Set", "epoch_100"] == 53.5
+    # the bandwidths are calibrated so that both sets end at 71.3%
+    assert cell["Low-pass Filtered Val. Set", "epoch_300"] == cell["High-pass Filtered Val. Set", "epoch_300"] == 71.3
