@@ -41,3 +41,12 @@ def test_table01_cells():
     assert cell["High-pass Filtered Val. Set", "epoch_100"] == 53.5
     # the bandwidths are calibrated so that both sets end at 71.3%
     assert cell["Low-pass Filtered Val. Set", "epoch_300"] == cell["High-pass Filtered Val. Set", "epoch_300"] == 71.3
+
+
+def test_table04_cells():
+    cell = _cells(4)
+    assert len(cell) == 10
+    orig = "Original (B=224) 1st-300th ep"
+    lfc = "Low-frequency Cropping (B=128) 1st-150th ep, Original (B=224) 151th-300th ep"
+    assert cell[orig, "m_5"] == 80.7 and cell[orig, "m_9"] == 80.3
+    assert cell[lfc, "m_1"] == 80.2 and cell[lfc, "m_7"] == 79.9 and cell[lfc, "m_9"] == 79.8
