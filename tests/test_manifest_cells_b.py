@@ -50,3 +50,16 @@ def test_table23_infobatch():
     assert cell["ResNet-50 / InfoBatch", "training_speedup"] == 1.4 and cell["ResNet-50 / InfoBatch", "top1"] == 78.6
     assert cell["ResNet-50 / EfficientTrain++ + InfoBatch", "training_speedup"] == 1.7
     assert cell["ResNet-50 / EfficientTrain++ + InfoBatch", "top1"] == 79.6
+
+
+def test_table20_etpp_over_et():
+    cell = _cells(20)
+    assert len(cell) == 26
+    assert cell["EfficientTrain", "search_gpu_hours"] == 1088.1 and cell["EfficientTrain", "peak_io"] == 1078.1
+    assert cell["EfficientTrain + Algorithm 2", "peak_io"] == 3060.1
+    assert cell["EfficientTrain + Efficient Low-frequency Down-sampling", "top1_swin_small"] == 83.1
+    assert cell["EfficientTrain++", "search_cost_reduction"] == 2.6
+    assert cell["EfficientTrain++", "peak_io_reduction"] == 5.4
+    # the printed reductions are 1088.1 / 425.8 and 3060.1 / 562.1, rounded
+    assert round(cell["EfficientTrain", "search_gpu_hours"] / cell["EfficientTrain++", "search_gpu_hours"], 1) == 2.6
+    assert round(cell["EfficientTrain + Algorithm 2", "peak_io"] / cell["EfficientTrain++", "peak_io"], 1) == 5.4
