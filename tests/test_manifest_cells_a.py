@@ -50,3 +50,13 @@ def test_table04_cells():
     lfc = "Low-frequency Cropping (B=128) 1st-150th ep, Original (B=224) 151th-300th ep"
     assert cell[orig, "m_5"] == 80.7 and cell[orig, "m_9"] == 80.3
     assert cell[lfc, "m_1"] == 80.2 and cell[lfc, "m_7"] == 79.9 and cell[lfc, "m_9"] == 79.8
+
+
+def test_table02_cells():
+    cell = _cells(2)
+    assert len(cell) == 13
+    assert cell["1st-300th ep / -", "r_40"] == 78.3 and cell["1st-300th ep / -", "r_80"] == 80.0
+    assert cell["1st-225th ep / 226th-300th ep", "r_60"] == 80.2
+    assert cell["1st-75th ep / 76th-300th ep", "r_60"] == 80.4 and cell["1st-150th ep / 151th-300th ep", "r_80"] == 80.6
+    assert cell["- / 1st-300th ep (baseline)", "r_40"] == 80.3
+    assert ("- / 1st-300th ep (baseline)", "r_60") not in cell
