@@ -63,3 +63,12 @@ def test_table20_etpp_over_et():
     # the printed reductions are 1088.1 / 425.8 and 3060.1 / 562.1, rounded
     assert round(cell["EfficientTrain", "search_gpu_hours"] / cell["EfficientTrain++", "search_gpu_hours"], 1) == 2.6
     assert round(cell["EfficientTrain + Algorithm 2", "peak_io"] / cell["EfficientTrain++", "peak_io"], 1) == 5.4
+
+
+def test_table21_algorithm2_design():
+    cell = _cells(21)
+    assert len(cell) == 9
+    assert cell["Following AutoProg [7]", "top1_deit_small"] == 80.2
+    assert cell["– (constant I_i; minimize (1−Acc_i)·T_i^α)", "top1_swin_tiny"] == 81.3
+    assert cell["Algorithm 2", "top1_deit_small"] == 81.0 and cell["Algorithm 2", "top1_swin_tiny"] == 81.6
+    assert all(cell[row, "training_speedup"] == 1.5 for row, col in cell if col == "training_speedup")
