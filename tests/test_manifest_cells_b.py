@@ -72,3 +72,15 @@ def test_table21_algorithm2_design():
     assert cell["– (constant I_i; minimize (1−Acc_i)·T_i^α)", "top1_swin_tiny"] == 81.3
     assert cell["Algorithm 2", "top1_deit_small"] == 81.0 and cell["Algorithm 2", "top1_swin_tiny"] == 81.6
     assert all(cell[row, "training_speedup"] == 1.5 for row, col in cell if col == "training_speedup")
+
+
+def test_table18_ade20k():
+    cell = _cells(18)
+    assert len(cell) == 42
+    assert cell["UperNet (80k steps) / DeiT-S / EfficientTrain++", "pretrain_speedup"] == 1.6
+    assert cell["UperNet (80k steps) / Swin-S / Baseline", "miou_ms_flip"] == 48.9
+    assert cell["UperNet (160k steps) / Swin-B / EfficientTrain++", "miou_ms_flip"] == 50.0
+    # Sec. 6.3: at 160k steps ET++ improves DeiT-Small's mIoU / mIoU MS+Flip by 1.1 / 1.2
+    base, etpp = "UperNet (160k steps) / DeiT-S / Baseline", "UperNet (160k steps) / DeiT-S / EfficientTrain++"
+    assert round(cell[etpp, "miou"] - cell[base, "miou"], 1) == 1.1
+    assert round(cell[etpp, "miou_ms_flip"] - cell[base, "miou_ms_flip"], 1) == 1.2
