@@ -60,3 +60,20 @@ def test_table02_cells():
     assert cell["1st-75th ep / 76th-300th ep", "r_60"] == 80.4 and cell["1st-150th ep / 151th-300th ep", "r_80"] == 80.6
     assert cell["- / 1st-300th ep (baseline)", "r_40"] == 80.3
     assert ("- / 1st-300th ep (baseline)", "r_60") not in cell
+
+
+def test_table08_cells():
+    cell = _cells(8)
+    assert len(cell) == 36
+    assert cell["EfficientTrain", "solving_cost_gpu_hours"] == 1088.1
+    assert cell["ET++", "solving_cost_gpu_hours"] == 425.8
+    assert cell["ET++", "solving_cost_reduction"] == 2.56
+    assert round(1088.1 / 425.8, 2) == 2.56
+    assert cell["ET++", "deit_small_top1"] == 81.0 and cell["EfficientTrain", "deit_small_top1"] == 80.4
+    assert cell["ET++", "in22k_walltime_speedup"] == 2.0 and cell["Baseline", "cswin_large_in22k_top1"] == 86.8
+    assert ("Baseline", "solving_cost_gpu_hours") not in cell  # a dash
+    # the IN-1K top-1 of the baseline / ET++ rows are Table 7's
+    t7 = _cells(7)
+    for key, model in [("resnet50", "ResNet-50"), ("deit_tiny", "DeiT-Tiny"), ("cswin_small", "CSWin-Small")]:
+        assert cell["Baseline", f"{key}_top1"] == t7[model, "baseline_top1"]
+        assert cell["ET++", f"{key}_top1"] == t7[model, "etpp_top1"]
