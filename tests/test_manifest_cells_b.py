@@ -84,3 +84,27 @@ def test_table18_ade20k():
     base, etpp = "UperNet (160k steps) / DeiT-S / Baseline", "UperNet (160k steps) / DeiT-S / EfficientTrain++"
     assert round(cell[etpp, "miou"] - cell[base, "miou"], 1) == 1.1
     assert round(cell[etpp, "miou_ms_flip"] - cell[base, "miou_ms_flip"], 1) == 1.2
+
+
+def test_table12_imagenet22k():
+    cell = _cells(12)
+    assert len(cell) == 84
+    assert cell["ConvNeXt-Large / Baseline", "gflops_384"] == 101.0
+    assert cell["ConvNeXt-Large / EfficientTrain++", "node_days"] == 31.2
+    assert cell["CSWin-Base / EfficientTrain++ (3.0x)", "pretrain_speedup"] == 3.03
+    assert cell["CSWin-Large / EfficientTrain++ (2.0x)", "top1_224"] == 87.0
+    # Sec. 6.1.3: ET++ saves 158.5 GPU-days (237.8 vs 79.3) for CSWin-Large; node days are GPU-days / 8
+    large = "CSWin-Large / Baseline", "CSWin-Large / EfficientTrain++ (3.0x)"
+    assert round(cell[large[0], "pretrain_gpu_days"] - cell[large[1], "pretrain_gpu_days"], 1) == 158.5
+    for (row, col), value in cell.items():
+        if col == "node_days":
+            assert abs(value - cell[row, "pretrain_gpu_days"] / 8) <= 0.05 + 1e-9
+    # Table 13 repeats the CSWin baselines and the EfficientTrain++ rows without early large batch
+    t13 = _cells(13)
+    for model in ("CSWin-Base", "CSWin-Large"):
+        for col in ("top1_224", "top1_384"):
+            assert cell[f"{model} / Baseline", col] == t13[f"{model} / Baseline", col]
+            for x in ("2.0x", "3.0x"):
+                assert cell[f"{model} / EfficientTrain++ ({x})", col] == t13[
+                    f"{model} / EfficientTrain++ ({x}) w/o early large batch", col
+                ]
