@@ -77,3 +77,17 @@ def test_table08_cells():
     for key, model in [("resnet50", "ResNet-50"), ("deit_tiny", "DeiT-Tiny"), ("cswin_small", "CSWin-Small")]:
         assert cell["Baseline", f"{key}_top1"] == t7[model, "baseline_top1"]
         assert cell["ET++", f"{key}_top1"] == t7[model, "etpp_top1"]
+
+
+def test_table25_cells():
+    cell = _cells(25)
+    assert len(cell) == 40
+    assert cell["DeiT-Tiny", "baseline_top1_100ep"] == 65.8 and cell["DeiT-Tiny", "et_top1_100ep"] == 68.1
+    assert cell["DeiT-Small", "et_top1_100ep"] == 76.4 and cell["DeiT-Small", "baseline_top1_100ep"] == 75.5
+    assert cell["Swin-Small", "et_top1_200ep"] == 82.6 and cell["Swin-Tiny", "walltime_speedup"] == 1.49
+    assert cell["Swin-Base", "input_size"] == 224 and cell["DeiT-Tiny", "walltime_speedup"] == 1.55
+    # 300-epoch Swin-Base is Table 10's 224^2 column; 300-epoch ET is Table 8's EfficientTrain row
+    t10, t8 = _cells(10), _cells(8)
+    assert cell["Swin-Base", "et_top1_300ep"] == t10["EfficientTrain", "top1_224"] == 83.6
+    assert cell["Swin-Base", "walltime_speedup"] == t10["EfficientTrain", "walltime_speedup_224"]
+    assert cell["Swin-Small", "et_top1_300ep"] == t8["EfficientTrain", "swin_small_top1"]
