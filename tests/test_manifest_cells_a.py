@@ -91,3 +91,19 @@ def test_table25_cells():
     assert cell["Swin-Base", "et_top1_300ep"] == t10["EfficientTrain", "top1_224"] == 83.6
     assert cell["Swin-Base", "walltime_speedup"] == t10["EfficientTrain", "walltime_speedup_224"]
     assert cell["Swin-Small", "et_top1_300ep"] == t8["EfficientTrain", "swin_small_top1"]
+
+
+def test_table03_cells():
+    cell = _cells(3)
+    assert len(cell) == 68
+    assert cell["1st-300th ep / -", "deit_small_top1_b96"] == 70.5
+    assert cell["1st-300th ep / -", "deit_small_relcost_b96"] == 0.18
+    assert cell["1st-225th ep / 226th-300th ep", "deit_small_top1_b160"] == 80.0
+    assert cell["1st-225th ep / 226th-300th ep", "deit_small_relcost_b160"] == 0.62
+    assert cell["1st-75th ep / 76th-300th ep", "swin_tiny_relcost_b160"] == 0.88
+    assert cell["- / 1st-300th ep (baseline)", "swin_tiny_top1_b96"] == 81.3
+    # Table 4's m=9 cells are Table 3's baseline and its B=128, 1st-150th ep DeiT-Small run
+    t4 = _cells(4)
+    assert t4["Original (B=224) 1st-300th ep", "m_9"] == cell["- / 1st-300th ep (baseline)", "deit_small_top1_b96"]
+    lfc = "Low-frequency Cropping (B=128) 1st-150th ep, Original (B=224) 151th-300th ep"
+    assert t4[lfc, "m_9"] == cell["1st-150th ep / 151th-300th ep", "deit_small_top1_b128"] == 79.8
