@@ -108,3 +108,19 @@ def test_table12_imagenet22k():
                 assert cell[f"{model} / EfficientTrain++ ({x})", col] == t13[
                     f"{model} / EfficientTrain++ ({x}) w/o early large batch", col
                 ]
+
+
+def test_table19_et_ablations():
+    m = load_manifest(manifest_path(19))
+    assert sorted({r.group[:3] for r in m.rows if r.group}) == ["(a)", "(b)", "(c)"]
+    cell = _cells(19)
+    assert len(cell) == 47
+    assert cell["(a) Low-frequency Cropping", "top1_deit_small"] == 80.0
+    assert cell["(a) Low-frequency Cropping + Linear RandAug", "top1_cswin_tiny"] == 82.8
+    assert cell["(b) Standard Image Down-sampling", "top1_cswin_large_in22k"] == 86.4
+    assert cell["(b) Efficient Low-frequency Down-sampling‡", "top1_deit_small_100ep"] == 76.5
+    assert cell["(c) Linear Increasing [58]", "top1_deit_tiny"] == 72.8
+    # EfficientTrain appears in all three sub-tables with the same numbers
+    for col in ("top1_deit_small", "top1_swin_tiny"):
+        et = cell["(a) Low-frequency Cropping + Linear RandAug", col]
+        assert cell["(b) Low-frequency Cropping", col] == cell["(c) Obtained from Algorithm 1", col] == et
