@@ -124,3 +124,19 @@ def test_table19_et_ablations():
     for col in ("top1_deit_small", "top1_swin_tiny"):
         et = cell["(a) Low-frequency Cropping + Linear RandAug", col]
         assert cell["(b) Low-frequency Cropping", col] == cell["(c) Obtained from Algorithm 1", col] == et
+
+
+def test_table15_mae():
+    m = load_manifest(manifest_path(15))
+    cell = _cells(15)
+    assert len(cell) == 34
+    assert cell["DINO [100] (ICCV'21)", "top1_reported"] == 82.8
+    assert cell["LoMaR [104] (arXiv'22)", "pretrain_speedup_reported"] == 3.52
+    assert cell["MAE 400-epoch + HOG", "top1"] == 83.2
+    etpp = "MAE (ET++) 400-epoch + HOG"
+    assert cell[etpp, "top1"] == 83.7 and cell[etpp, "pretrain_speedup"] == 3.98
+    beit = m.row("BEiT [102] (ICLR'22)").cells["top1_reported"]
+    assert beit.value == 83.2 and beit.note.startswith("†")
+    # every printed Top-1 / speedup is in exactly one of its two columns
+    for row in m.rows:
+        assert (row.cells["top1"] is None) != (row.cells["top1_reported"] is None)
