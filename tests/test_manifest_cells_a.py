@@ -107,3 +107,23 @@ def test_table03_cells():
     assert t4["Original (B=224) 1st-300th ep", "m_9"] == cell["- / 1st-300th ep (baseline)", "deit_small_top1_b96"]
     lfc = "Low-frequency Cropping (B=128) 1st-150th ep, Original (B=224) 151th-300th ep"
     assert t4[lfc, "m_9"] == cell["1st-150th ep / 151th-300th ep", "deit_small_top1_b128"] == 79.8
+
+
+def test_table11_cells():
+    m = load_manifest(manifest_path(11))
+    cell = _cells(11)
+    assert len(m.rows) == 39 and len(cell) == 117
+    assert cell["ResNet-50 / CurriculumNet [41] (ECCV'18), 90 ep", "walltime_speedup"] == 2.22
+    assert m.row("ResNet-50 / CurriculumNet [41] (ECCV'18), 90 ep").cells["walltime_speedup"].note == "<"
+    assert cell["ResNet-50 / EfficientTrain, 90 ep", "walltime_speedup"] == 3.21
+    assert cell["DeiT-Small / Budgeted ViT [55] (ICLR'23), 303 ep", "epochs"] == 303
+    assert cell["DeiT-Small / EfficientTrain, 100 ep", "top1"] == 76.4
+    assert cell["CSWin-Small / EfficientTrain+++FixRes, 200 ep", "top1"] == 83.9
+    infobatch = m.row("ResNet-50 / InfoBatch [39] (ICLR'24), 300 ep")
+    assert infobatch.cells["top1"].value == 78.6 and infobatch.cells["top1"].note == "† our reproduction"
+    assert m.row("ResNet-18 / EfficientTrain, 90 ep").runs["run"].overrides == {"augregs": False}
+    # the EfficientTrain++ rows are Table 7's top-1 and wall-time speedups
+    t7 = _cells(7)
+    for model in ("ResNet-50", "DeiT-Tiny", "DeiT-Small", "CSWin-Tiny", "CSWin-Small"):
+        assert cell[f"{model} / EfficientTrain++, 200 ep", "top1"] == t7[model, "etpp_top1"]
+        assert cell[f"{model} / EfficientTrain++, 200 ep", "walltime_speedup"] == t7[model, "walltime_speedup"]
