@@ -140,3 +140,16 @@ def test_table15_mae():
     # every printed Top-1 / speedup is in exactly one of its two columns
     for row in m.rows:
         assert (row.cells["top1"] is None) != (row.cells["top1_reported"] is None)
+
+
+def test_table17_coco():
+    cell = _cells(17)
+    assert len(cell) == 57  # RetinaNet 2 x 4 (no mask AP) + Cascade Mask-RCNN 7 x 7
+    # the garbled RetinaNet rows, decoded position by position (upper row first)
+    assert cell["RetinaNet / Swin-T / Baseline", "ap_box"] == 41.7
+    assert cell["RetinaNet / Swin-T / EfficientTrain", "ap_box_50"] == 63.3
+    assert cell["RetinaNet / Swin-T / EfficientTrain", "ap_box_75"] == 44.5
+    assert ("RetinaNet / Swin-T / Baseline", "ap_mask") not in cell
+    assert cell["Cascade Mask-RCNN / Swin-T / EfficientTrain++", "ap_mask_75"] == 45.2
+    assert cell["Cascade Mask-RCNN / Swin-B / EfficientTrain++", "ap_box"] == 51.3
+    assert cell["Cascade Mask-RCNN / Swin-S / Baseline", "ap_mask_50"] == 66.3
