@@ -153,3 +153,25 @@ def test_table17_coco():
     assert cell["Cascade Mask-RCNN / Swin-T / EfficientTrain++", "ap_mask_75"] == 45.2
     assert cell["Cascade Mask-RCNN / Swin-B / EfficientTrain++", "ap_box"] == 51.3
     assert cell["Cascade Mask-RCNN / Swin-S / Baseline", "ap_mask_50"] == 66.3
+
+
+def test_table22_transferability():
+    cell = _cells(22)
+    assert len(cell) == 49  # (a) 6 + (b) 6 + (c) 12 + (d) 10 + (e) 15
+    # garbled (a)-(c), decoded: Sec. 6.4.2 quotes 81.0% -> 81.2% for DeiT-Small
+    assert cell["(a) ET++, Swin-T IN-1K → DeiT-S IN-1K", "top1_in1k"] == 81.0
+    assert cell["(a) ET++, DeiT-S IN-1K → DeiT-S IN-1K", "top1_in1k"] == 81.2
+    assert cell["(a) ET++, DeiT-S IN-1K → DeiT-S IN-1K", "speedup"] == 1.6
+    assert cell["(b) Baseline, CSWin-T IN-1K", "top1_in1k"] == 82.7
+    assert cell["(c) ET++, CSWin-T IN-1K → CSWin-S IN-1K", "top1_in1k"] == 83.6
+    assert cell["(c) ET++, CSWin-S IN-1K → CSWin-S IN-1K", "top1_in1k"] == 83.7
+    # (d): 'lossless training speedup: 3.0 v.s. 3.8'
+    assert cell["(d) ET++, CSWin-B IN-22K → CSWin-B IN-22K (3.8x)", "speedup"] == 3.8
+    assert cell["(d) ET++, CSWin-B IN-22K → CSWin-B IN-22K (3.8x)", "top1_in1k"] == 86.0
+    assert cell["(e) ET++, Swin-T (IN-1K → specific dataset)", "top1_nabirds"] == 59.4
+    assert cell["(e) ET++, Swin-T (specific dataset → specific dataset)", "top1_stanford_dogs"] == 61.3
+    # the (a)-(c) baselines and standard-curriculum rows are Table 7's cells
+    t7 = _cells(7)
+    for row, model in (("(a) Baseline, DeiT-S IN-1K", "DeiT-Small"), ("(b) Baseline, CSWin-T IN-1K", "CSWin-Tiny"),
+                       ("(c) Baseline, Swin-S IN-1K", "Swin-Small"), ("(c) Baseline, CSWin-S IN-1K", "CSWin-Small")):
+        assert cell[row, "top1_in1k"] == t7[model, "baseline_top1"]
