@@ -127,3 +127,29 @@ def test_table11_cells():
     for model in ("ResNet-50", "DeiT-Tiny", "DeiT-Small", "CSWin-Tiny", "CSWin-Small"):
         assert cell[f"{model} / EfficientTrain++, 200 ep", "top1"] == t7[model, "etpp_top1"]
         assert cell[f"{model} / EfficientTrain++, 200 ep", "walltime_speedup"] == t7[model, "walltime_speedup"]
+
+
+def test_table11_resnet50_90ep_speedups_against_200ep_baseline():
+    """The ResNet-50 90-epoch rows (w/o AugRegs) are timed against the 200-epoch w/o-AugRegs baseline:
+    Label-sim. 200/90 = 2.22x and EfficientTrain 200/90 x 1.44 = 3.2x (a 90-epoch baseline would give ~1.0x and
+    ~1.44x)."""
+    m = load_manifest(manifest_path(11))
+    cell = _cells(11)
+    ref = m.row("ResNet-50 / EfficientTrain, 200 ep").runs["baseline"]
+    assert ref.epochs == 200 and ref.overrides == {"augregs": False}
+    for approach in ("CurriculumNet [41] (ECCV'18)", "Label-sim. Curriculum [44] (ECCV'20)", "EfficientTrain"):
+        assert m.row(f"ResNet-50 / {approach}, 90 ep").runs["baseline"] == ref
+    assert round(200 / 90, 2) == cell["ResNet-50 / Label-sim. Curriculum [44] (ECCV'20), 90 ep", "walltime_speedup"]
+    et200 = cell["ResNet-50 / EfficientTrain, 200 ep", "walltime_speedup"]
+    assert abs(200 / 90 * et200 - cell["ResNet-50 / EfficientTrain, 90 ep", "walltime_speedup"]) < 0.02
+
+
+def test_table03_relcost_columns_name_their_run():
+    m = load_manifest(manifest_path(3))
+    for col in m.columns:
+        if col.source == "cost":
+            prefix = "ds" if col.key.startswith("deit_small") else "st"
+            assert col.metric == "relative_cost" and col.run == prefix + col.key.rsplit("_b", 1)[1]
+            for row in m.rows:
+                if row.cells[col.key] is not None:
+                    assert col.run in row.runs
