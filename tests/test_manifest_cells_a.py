@@ -153,3 +153,15 @@ def test_table03_relcost_columns_name_their_run():
             for row in m.rows:
                 if row.cells[col.key] is not None:
                     assert col.run in row.runs
+
+
+def test_table10_224_runs_are_table7_and_table25_runs():
+    from repro.launch.resolve import resolve
+
+    for profile in ("full", "smoke"):
+        ids = {}
+        for table in (7, 10, 25):
+            for run in resolve(load_manifest(manifest_path(table)), profile):
+                ids[table, run.row, run.key] = run.run_id
+        assert ids[10, "Baseline", "b224"] == ids[7, "Swin-Base", "baseline"] == ids[25, "Swin-Base", "baseline_300"]
+        assert ids[10, "EfficientTrain", "r224"] == ids[25, "Swin-Base", "et_300"]
