@@ -1,0 +1,147 @@
+"""Data sets behind one interface: an indexable of (PIL image, label) plus its number of classes.
+
+* ``fashion-mnist`` -- the embedded default proxy: the IDX files of the Debian package ``dataset-fashion-mnist``
+  (``/usr/share/datasets/fashion-mnist``), or ``$REPRO_DATA/fashion-mnist``, or torchvision's download when
+  ``download=True`` and the network allows. 60k train / 10k test 28x28 gray images, returned as RGB.
+* ``folder`` (and ``imagenet-1k``, ``imagenet-22k``, transfer sets) -- ImageNet-style ``train/`` and ``val/``
+  folders with one sub-folder per class; the root comes from the argument, ``$REPRO_DATA_<NAME>`` or
+  ``$REPRO_DATA/<name>``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from repro.errors import UserError
+
+FMNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FMNIST_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """An IDX file (optionally gzipped) as a numpy array (the format of MNIST and Fashion-MNIST)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:  # type: ignore[operator]
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise UserError(f"{path}: not an unsigned-byte IDX file; re-install dataset-fashion-mnist")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise UserError(f"{path}: truncated IDX file ({body.size} of {int(np.prod(dims))} bytes); re-install it")
+    return body.reshape(dims)
+
+
+def fashion_mnist_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("REPRO_DATA"):
+        dirs.append(Path(os.environ["REPRO_DATA"]) / "fashion-mnist")
+    dirs.append(FMNIST_SYSTEM_DIR)
+    return dirs
+
+
+def _find_idx(directory: Path, stem: str) -> Path | None:
+    for name in (f"{stem}.gz", stem):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+@dataclass
+class ArrayDataset:
+    """In-memory uint8 images (N, H, W) with labels; items are (RGB PIL image, label)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    num_classes: int
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[index], mode="L").convert("RGB"), int(self.labels[index])
+
+
+def fashion_mnist(split: str, root: str | Path | None = None, download: bool = False) -> ArrayDataset:
+    if split not in FMNIST_FILES:
+        raise UserError(f"unknown split {split!r}; use 'train' or 'val'")
+    dirs = [Path(root)] if root else fashion_mnist_dirs()
+    for directory in dirs:
+        images, labels = (_find_idx(directory, stem) for stem in FMNIST_FILES[split])
+        if images and labels:
+            return ArrayDataset(_read_idx(images), _read_idx(labels).astype(np.int64), 10)
+    if download:
+        from torchvision.datasets import FashionMNIST
+
+        target = dirs[0].parent if root is None and os.environ.get("REPRO_DATA") else Path.home() / ".cache/repro"
+        ds = FashionMNIST(str(target), train=split == "train", download=True)
+        return ArrayDataset(ds.data.numpy(), ds.targets.numpy().astype(np.int64), 10)
+    looked = ", ".join(str(d) for d in dirs)
+    raise UserError(
+        f"Fashion-MNIST not found (looked in {looked}); as root run 'apt-get install dataset-fashion-mnist', "
+        "or set REPRO_DATA=DIR with DIR/fashion-mnist/*-ubyte.gz"
+    )
+
+
+def folder_root(name: str, root: str | Path | None = None) -> Path:
+    env = f"REPRO_DATA_{name.upper().replace('-', '_')}"
+    candidates = [Path(root)] if root else []
+    if os.environ.get(env):
+        candidates.append(Path(os.environ[env]))
+    if os.environ.get("REPRO_DATA"):
+        candidates.append(Path(os.environ["REPRO_DATA"]) / name)
+    for c in candidates:
+        if (c / "train").is_dir() and (c / "val").is_dir():
+            return c
+    looked = ", ".join(str(c) for c in candidates) or "nowhere (no root given)"
+    raise UserError(
+        f"data set {name!r} not found (looked in {looked}); pass --data-root DIR or set {env}=DIR, where DIR has "
+        "train/ and val/ with one sub-folder per class"
+    )
+
+
+def image_folder(name: str, split: str, root: str | Path | None = None) -> Any:
+    from torchvision.datasets import ImageFolder
+
+    ds = ImageFolder(str(folder_root(name, root) / split))
+    ds.num_classes = len(ds.classes)  # type: ignore[attr-defined]
+    return ds
+
+
+def build_dataset(name: str, split: str, root: str | Path | None = None, max_images: int | None = None,
+                  download: bool = False) -> Any:
+    """The named data set's split; ``max_images`` keeps a class-balanced deterministic subset (proxies)."""
+    if name == "fashion-mnist":
+        ds: Any = fashion_mnist(split, root, download)
+        if max_images is not None and max_images < len(ds):
+            keep = _balanced_subset(ds.labels, max_images)
+            ds = ArrayDataset(ds.images[keep], ds.labels[keep], ds.num_classes)
+        return ds
+    ds = image_folder(name, split, root)
+    if max_images is not None and max_images < len(ds):
+        keep = _balanced_subset(np.asarray(ds.targets), max_images)
+        subset = torch.utils.data.Subset(ds, keep.tolist())
+        subset.num_classes = ds.num_classes  # type: ignore[attr-defined]
+        return subset
+    return ds
+
+
+def _balanced_subset(labels: np.ndarray, count: int) -> np.ndarray:
+    """The first ``count`` indices of a class-interleaved order (deterministic, balanced)."""
+    order = np.argsort(labels, kind="stable")
+    classes = np.unique(labels)
+    per_class = [order[labels[order] == c] for c in classes]
+    interleaved = [idx for group in zip(*per_class, strict=False) for idx in group]
+    return np.sort(np.asarray(interleaved[:count], dtype=np.int64))

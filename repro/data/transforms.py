@@ -1,0 +1,189 @@
+"""Per-sample train/eval transforms with curriculum hooks (Table 24 augmentation, Sec. 4.1 / 5.2 down-sampling).
+
+Train pipeline, in the order of the official release (``datasets_buffer.py``): RandomResizedCrop to the final
+size, horizontal flip, RandAugment(m, 0.5) (timm ``rand-m{m}-mstd0.5-inc1``), then the curriculum's reduction to
+B x B, ToTensor, Normalize, random erasing (0.25, pixel mode). Mixup 0.8 / CutMix 1.0 and label smoothing are
+batch-level (main process, :mod:`repro.train.engine`). The reduction to B is the method's:
+
+* ``none`` -- baseline: B is the final size;
+* ``crop`` -- EfficientTrain (Sec. 4.1, eq. 1): :func:`repro.core.frequency.low_frequency_crop` on the
+  float tensor (before Normalize; both are linear and keep constants, so the order does not matter);
+* ``downsample`` -- EfficientTrain++ (Sec. 5.2): :func:`repro.core.frequency.lowpass_downsample`, PIL's
+  antialiased Lanczos on the augmented image (what the release inserts after RandAugment);
+* ``bicubic`` -- a plain bicubic resize (the reference of the down-sampling cost, ``repro bench speedup``).
+
+Curriculum hooks reach data-loader workers by construction: the curriculum's B and m are *part of each sample's
+key* (``(index, B, m, seed)``, yielded by :class:`repro.data.sampler.StepBatchSampler` in the main process and
+sent to workers with the indices). A persistent worker therefore uses the new B and m from the first batch of a
+new stage, with no shared state to race on; mutating a transform object in the main process (e.g. timm's
+``RandAugment`` ops' ``magnitude`` attribute) would not be seen by already-forked workers
+(``tests/test_data_transforms.py`` shows both). The per-sample seed makes every random choice a function of the
+run seed and the sample's position in the data stream, so the output is independent of the number of workers,
+of the number of DDP processes and of interruptions.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from PIL import Image
+
+from repro.errors import UserError
+
+FrequencyOp = Literal["none", "crop", "downsample", "bicubic"]
+FREQUENCY_OPS: tuple[str, ...] = ("none", "crop", "downsample", "bicubic")
+
+FMNIST_MEAN, FMNIST_STD = (0.2860,) * 3, (0.3530,) * 3
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+SampleKey = tuple[int, int, float, int]
+"""(dataset index, B, RandAug magnitude m, per-sample seed)."""
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Table 24 augmentation (timm names). ``scale`` is RandomResizedCrop's area range; ``frequency_op`` is how
+    the curriculum's B is realised (see the module docstring)."""
+
+    final_size: int = 224
+    frequency_op: FrequencyOp = "none"
+    scale: tuple[float, float] = (0.08, 1.0)
+    hflip: float = 0.5
+    magnitude_std: float = 0.5
+    reprob: float = 0.25
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    randaug: bool = True
+
+    def __post_init__(self) -> None:
+        if self.frequency_op not in FREQUENCY_OPS:
+            raise UserError(f"unknown frequency op {self.frequency_op!r}; known: {', '.join(FREQUENCY_OPS)}")
+
+
+def sample_seed(run_seed: int, position: int) -> int:
+    """Seed of the sample at ``position`` of the data stream (a 32-bit mix; independent of workers/ranks)."""
+    x = (run_seed * 0x9E3779B97F4A7C15 + position * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
+    x ^= x >> 31
+    x = (x * 0xD6E8FEB86659FD93) & (2**64 - 1)
+    x ^= x >> 32
+    return int(x & 0xFFFFFFFF)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed the three RNGs the timm / torchvision transforms draw from."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class CurriculumTransform:
+    """The train pipeline for one sample at a given (B, m); built lazily in each worker process."""
+
+    def __init__(self, cfg: Augment) -> None:
+        from timm.data.auto_augment import rand_augment_transform
+        from timm.data.random_erasing import RandomErasing
+        from timm.data.transforms import RandomResizedCropAndInterpolation
+        from torchvision import transforms as T
+
+        self.cfg = cfg
+        self.crop = RandomResizedCropAndInterpolation(cfg.final_size, scale=cfg.scale, interpolation="bicubic")
+        self.flip = T.RandomHorizontalFlip(cfg.hflip)
+        fill = tuple(round(255 * x) for x in cfg.mean)
+        self.randaug = (
+            rand_augment_transform(f"rand-m9-mstd{cfg.magnitude_std}-inc1",
+                                   {"translate_const": int(cfg.final_size * 0.45), "img_mean": fill})
+            if cfg.randaug else None
+        )
+        self.to_tensor = T.ToTensor()
+        self.normalize = T.Normalize(cfg.mean, cfg.std)
+        self.erase = (RandomErasing(cfg.reprob, mode="pixel", max_count=1, device="cpu")
+                      if cfg.reprob > 0 else None)
+
+    def set_magnitude(self, m: float) -> None:
+        """Worker-local: RandAugment's ops read ``magnitude`` at call time (timm ``AugmentOp``)."""
+        if self.randaug is not None:
+            for op in self.randaug.ops:
+                op.magnitude = m
+
+    def reduce(self, img: Image.Image, b: int) -> Image.Image | torch.Tensor:
+        r = self.cfg.frequency_op
+        if b == self.cfg.final_size or r == "none":
+            return img
+        if r == "downsample":
+            from repro.core.frequency import lowpass_downsample
+
+            return lowpass_downsample(img, b)
+        if r == "bicubic":
+            return img.resize((b, b), Image.Resampling.BICUBIC)
+        if r == "crop":
+            from repro.core.frequency import low_frequency_crop
+
+            return low_frequency_crop(self.to_tensor(img), b)
+        raise AssertionError(r)
+
+    def __call__(self, img: Image.Image, b: int, m: float) -> torch.Tensor:
+        if self.cfg.frequency_op == "none" and b != self.cfg.final_size:
+            raise UserError(f"input size {b} needs a reduction (method without down-sampling got B != final)")
+        img = self.flip(self.crop(img))
+        if self.randaug is not None:
+            self.set_magnitude(m)
+            img = self.randaug(img)
+        out = self.reduce(img, b)
+        x = out if isinstance(out, torch.Tensor) else self.to_tensor(out)
+        x = self.normalize(x)
+        if self.erase is not None:
+            x = self.erase(x)
+        return x
+
+
+def eval_transform(final_size: int, mean: tuple[float, ...], std: tuple[float, ...],
+                   crop_pct: float = 0.875) -> Callable[[Image.Image], torch.Tensor]:
+    """Resize to ``final_size / crop_pct`` + centre crop at the final size (the timm / DeiT convention);
+    ``crop_pct=1`` (the Fashion-MNIST proxy, already framed) resizes straight to the final size."""
+    from torchvision import transforms as T
+
+    bicubic = T.InterpolationMode.BICUBIC
+    if crop_pct >= 1.0:
+        ops: list[Any] = [T.Resize((final_size, final_size), interpolation=bicubic)]
+    else:
+        ops = [T.Resize(int(final_size / crop_pct), interpolation=bicubic), T.CenterCrop(final_size)]
+    return T.Compose([*ops, T.ToTensor(), T.Normalize(mean, std)])
+
+
+class CurriculumDataset(torch.utils.data.Dataset):
+    """Wraps a data set of (PIL image, label); indexed by :data:`SampleKey` ``(index, B, m, seed)``.
+
+    The transform runs wherever the item is fetched (a persistent worker included) with the B and m of the key,
+    after seeding Python, NumPy and torch with the key's seed.
+    """
+
+    def __init__(self, base: Any, transform: CurriculumTransform) -> None:
+        self.base = base
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, int]:  # type: ignore[override]
+        index, b, m, seed = key
+        img, label = self.base[index]
+        seed_everything(seed)
+        self.transform.set_magnitude(m)  # worker-local state, set from the key before the call
+        return self.transform(img, b, m), int(label)
+
+
+class EvalDataset(torch.utils.data.Dataset):
+    def __init__(self, base: Any, transform: Callable[[Image.Image], torch.Tensor]) -> None:
+        self.base, self.transform = base, transform
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        img, label = self.base[index]
+        return self.transform(img), int(label)
