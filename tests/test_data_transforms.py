@@ -183,3 +183,13 @@ def test_balanced_subset_is_balanced_and_deterministic() -> None:
     keep = _balanced_subset(labels, 25)
     assert np.bincount(labels[keep]).tolist() == [5] * 5
     assert np.array_equal(keep, _balanced_subset(labels, 25))
+
+
+def test_randaug_at_the_top_magnitude_does_not_crash() -> None:
+    """m = 9 + N(0, 0.5) reaches timm's level 10, where the increasing posterize would keep 0 bits (Pillow
+    refuses); the transform caps the level just below."""
+    t = CurriculumTransform(Augment(28, "downsample", (0.35, 1.0), 0.5, 0.5, 0.25, FMNIST_MEAN, FMNIST_STD))
+    assert t.randaug is not None
+    for op in t.randaug.ops:
+        op.magnitude, op.magnitude_std, op.prob = 10.0, 0.0, 1.0
+        op(_Images()[0][0])  # every op, at the top level

@@ -94,11 +94,11 @@ class CurriculumTransform:
         self.crop = RandomResizedCropAndInterpolation(cfg.final_size, scale=cfg.scale, interpolation="bicubic")
         self.flip = T.RandomHorizontalFlip(cfg.hflip)
         fill = tuple(round(255 * x) for x in cfg.mean)
-        self.randaug = (
-            rand_augment_transform(f"rand-m9-mstd{cfg.magnitude_std}-inc1",
-                                   {"translate_const": int(cfg.final_size * 0.45), "img_mean": fill})
-            if cfg.randaug else None
-        )
+        # magnitude_max just below timm's level 10: at level 10 the increasing posterize keeps 0 bits, which
+        # Pillow >= 10 refuses (a sampled m of 9 + N(0, 0.5) reaches 10 now and then)
+        hparams = {"translate_const": int(cfg.final_size * 0.45), "img_mean": fill, "magnitude_max": 9.99}
+        self.randaug = (rand_augment_transform(f"rand-m9-mstd{cfg.magnitude_std}-inc1", hparams)
+                        if cfg.randaug else None)
         self.to_tensor = T.ToTensor()
         self.normalize = T.Normalize(cfg.mean, cfg.std)
         self.erase = (RandomErasing(cfg.reprob, mode="pixel", max_count=1, device="cpu")
