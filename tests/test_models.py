@@ -221,3 +221,22 @@ def test_cswin_matches_official_code(tmp_path: Path) -> None:
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(ours(x), official(x), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("timm_name", "kw"),
+    [("deit_tiny_patch16_224", {"depth": 1}), ("swin_tiny_patch4_window7_224", {"depths": (1, 1, 1, 1)})],
+)
+def test_hook_works_on_models_built_by_timm_directly(timm_name: str, kw: dict[str, object]) -> None:
+    """The trainer may build a model with timm.create_model; the hook still adapts it (and 224 is unchanged)."""
+    import timm
+
+    model = timm.create_model(timm_name, num_classes=3, **kw).eval()
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        y0 = model(x)
+        for b in (96, 160):
+            set_input_size(model, b)
+            assert model(torch.randn(1, 3, b, b)).shape == (1, 3)
+        set_input_size(model, 224)
+        assert torch.allclose(model(x), y0, atol=1e-5)

@@ -222,6 +222,7 @@ def _swin_set_input_size(model: nn.Module, b: int) -> None:
         model._repro_ref = (pe.grid_size[0], model.layers[0].blocks[0].attn.window_size[0])  # type: ignore
     ref_grid, ref_win = model._repro_ref  # type: ignore[attr-defined]
     pe.img_size = (b, b)
+    pe.strict_img_size = False
     grid = b // pe.patch_size[0]
     pe.grid_size = (grid, grid)
     pe.num_patches = grid * grid
