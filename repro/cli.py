@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "table": "repro.commands.table",
     "run": "repro.commands.run",
     "submit": "repro.commands.submit",  # also adds "status"
+    "cost": "repro.commands.cost",
 }
 
 
