@@ -1,0 +1,59 @@
+"""Atomic checkpoints and resume from the newest loadable one (a torn or corrupt newest file falls back).
+
+Files are ``checkpoint-<step>.pt`` in the run directory, written to a temp file, fsynced and renamed, read with
+``torch.load(weights_only=True)`` (no pickled code). The same name serves periodic, stage-boundary and
+preemption checkpoints, so a requeued job always finds what the last one wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from repro.launch.rundir import write_json_atomic
+
+PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_json_atomic(path, data)
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """Checkpoints of a run, newest (highest step) first."""
+    found = [(int(m.group(1)), p) for p in run_dir.glob("checkpoint-*.pt") if (m := PATTERN.match(p.name))]
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def save(run_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
+    path = run_dir / f"checkpoint-{step:09d}.pt"
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    for old in checkpoints(run_dir)[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest(run_dir: Path, warn: Callable[[str], None] = print) -> dict[str, Any] | None:
+    """The newest checkpoint that loads; unreadable ones are reported and skipped."""
+    for path in checkpoints(run_dir):
+        try:
+            return dict(torch.load(path, map_location="cpu", weights_only=True))
+        except Exception as err:  # torn write, bit rot, unpickling refused: try the previous one
+            warn(f"{path}: unreadable checkpoint ({type(err).__name__}: {str(err).splitlines()[0][:120]}); "
+                 "falling back to the previous one")
+    return None

@@ -1,0 +1,99 @@
+"""The training configuration: timm's flag names and meanings (Table 24 defaults), validated by pydantic.
+
+A resolved manifest config carries more keys (task, profile, table labels); :func:`from_resolved` keeps the
+training keys, drops the bookkeeping ones and refuses settings the engine does not implement -- an ablation
+override the engine would silently ignore is an error, never a wrong number.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from repro.errors import UserError
+
+Method = Literal["baseline", "efficienttrain", "efficienttrain++"]
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # what
+    model: str = Field(description="timm model name (or a repro model-zoo name)")
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    method: Method = "baseline"
+    schedule: str | None = None  # curriculum preset; default from the method
+    epochs: float = Field(default=300, gt=0)  # real epochs (baseline, ET) or equivalent epochs (ET++)
+    final_size: int = Field(default=224, gt=0)
+    adapt: Literal["table10", "linear"] = "table10"
+    # data
+    dataset: str = "fashion-mnist"
+    data_root: str | None = None
+    max_train_images: int | None = Field(default=None, gt=0)
+    max_val_images: int | None = Field(default=None, gt=0)
+    workers: int = Field(default=2, ge=0)
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    crop_pct: float = Field(default=0.875, gt=0, le=1)
+    # optimisation (Table 24)
+    batch_size: int = Field(default=4096, gt=0)  # global
+    opt: str = "adamw"
+    opt_betas: tuple[float, float] = (0.9, 0.999)
+    lr: float = Field(default=4e-3, gt=0)
+    min_lr: float = Field(default=1e-6, ge=0)
+    warmup_epochs: float = Field(default=20, ge=0)
+    warmup_lr: float = Field(default=0.0, ge=0)
+    weight_decay: float = Field(default=0.05, ge=0)
+    clip_grad: float | None = Field(default=None, gt=0)
+    drop_path: float = Field(default=0.0, ge=0, lt=1)
+    smoothing: float = Field(default=0.1, ge=0, lt=1)
+    mixup: float = Field(default=0.8, ge=0)
+    cutmix: float = Field(default=1.0, ge=0)
+    reprob: float = Field(default=0.25, ge=0, le=1)
+    randaug_magnitude: float = Field(default=9.0, ge=0)  # the final m (m rises 0 -> 9 in ET/ET++)
+    randaug_std: float = Field(default=0.5, ge=0)
+    model_ema: bool = False
+    model_ema_decay: float = Field(default=0.9999, gt=0, lt=1)
+    layer_scale_init_value: float | None = None
+    # EfficientTrain++ options (Sec. 5.3)
+    early_large_batch: bool = False
+    max_batch_size: int | None = Field(default=None, gt=0)
+    lr_max: float | None = Field(default=None, gt=0)
+    n_replay: int = Field(default=0, ge=0)
+    replay_capacity: int = Field(default=8, ge=1)
+    # hardware
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on GPU (ignored on CPU)
+    amp_dtype: Literal["bfloat16", "float16"] = "bfloat16"
+    channels_last: bool = True  # on GPU
+    # bookkeeping
+    seed: int = 0
+    eval_every_epochs: float = Field(default=1.0, gt=0)
+    log_every_steps: int = Field(default=20, gt=0)
+    checkpoint_minutes: float = Field(default=30.0, gt=0)
+    keep_checkpoints: int = Field(default=2, ge=1)
+    wandb: bool = False
+    wandb_project: str = "repro"
+    wandb_group: str | None = None
+    stop_after_steps: int | None = Field(default=None, gt=0)  # testing: simulate an interruption
+
+
+# Keys of a resolved manifest config that are bookkeeping, not training settings.
+RESOLVED_ONLY = {"task", "profile", "model_variant", "timm_model", "sched", "input_size", "aa"}
+
+
+def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:
+    """A TrainConfig from a resolved manifest config (``repro.launch.resolve``); unknown settings are refused."""
+    known = set(TrainConfig.model_fields)
+    data = {k: v for k, v in config.items() if k in known and v is not None}
+    unsupported = sorted(k for k in config if k not in known and k not in RESOLVED_ONLY)
+    if unsupported:
+        raise UserError(f"the training engine does not implement {', '.join(unsupported)} (yet)")
+    if config.get("sched", "cosine") != "cosine":
+        raise UserError(f"only the cosine schedule of Table 24 is implemented, got {config['sched']!r}")
+    data.update(extra)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as err:  # first problem, in one line
+        first = err.errors()[0]
+        raise UserError(f"training config: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None

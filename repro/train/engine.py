@@ -1,0 +1,463 @@
+"""The one training engine: baseline, EfficientTrain and EfficientTrain++ in a single process, resumable.
+
+The run is planned on the curriculum (``repro.core.curriculum``): each stage gets its input size B, its batch
+size (early large batch, Sec. 5.3), its peak LR (eq. 2) and a number of steps; the LR follows warm-up + cosine
+on the curriculum's axis (compute for ET++, epochs for baseline/ET; Table 6 caption), and the RandAug magnitude
+follows the curriculum per step. Stage switches happen in-process: the model's input size is switched (weights
+and optimizer state kept) and only the data loader is rebuilt.
+
+Data are a deterministic stream of per-epoch permutations; the loader is asked for ``(index, B, m, seed)`` keys
+(``repro.data.transforms``), so a resumed run sees exactly the samples and augmentations of an uninterrupted
+one. Checkpoints (model, optimizer, scaler, EMA, step, stream position, RNG states, replay buffer) are written
+atomically at stage boundaries, every ``checkpoint_minutes`` and on preemption; resume takes the newest
+loadable one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from repro.core.batching import scaled_lr, stage_batch_sizes
+from repro.core.budget import WarmupCosine
+from repro.core.curriculum import Curriculum, build
+from repro.core.replay import ReplayBuffer
+from repro.data.datasets import build_dataset
+from repro.data.transforms import (
+    FMNIST_MEAN,
+    FMNIST_STD,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Augment,
+    CurriculumDataset,
+    CurriculumTransform,
+    EvalDataset,
+    eval_transform,
+)
+from repro.errors import UserError
+from repro.launch.signals import stop_if_preempted
+from repro.methods import get_method
+from repro.train import checkpoint as ckpt
+from repro.train.config import TrainConfig
+from repro.train.distributed import Dist, init_distributed
+from repro.train.log import MetricsLog
+from repro.train.model import build_model, set_input_size
+
+
+class NonFiniteLoss(UserError):
+    """The loss became NaN/inf: stop (retrying the same run would diverge the same way)."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    index: int
+    resolution: int
+    start: float
+    end: float
+    batch_size: int  # global
+    peak_lr: float
+    first_step: int
+    steps: int
+
+    def fraction(self, step: int) -> float:
+        return self.start + (self.end - self.start) * (step - self.first_step) / self.steps
+
+
+def plan_stages(curriculum: Curriculum, cfg: TrainConfig, n_train: int) -> list[StagePlan]:
+    """Steps, batch size and peak LR of every stage (early large batch and eq. (2) when enabled)."""
+    if cfg.early_large_batch:
+        sizes = stage_batch_sizes(curriculum, cfg.batch_size, max_batch=cfg.max_batch_size, multiple_of=8)
+    else:
+        sizes = [cfg.batch_size] * len(curriculum.stages)
+    plans, first = [], 0
+    for i, (stage, bs) in enumerate(zip(curriculum.stages, sizes, strict=True)):
+        steps = max(1, round(stage.epochs * n_train / bs))
+        lr = scaled_lr(cfg.lr, bs, cfg.batch_size, cfg.lr_max or math.inf) if cfg.early_large_batch else cfg.lr
+        plans.append(StagePlan(i, stage.resolution, stage.start, stage.end, bs, lr, first, steps))
+        first += steps
+    return plans
+
+
+def _sample_seed(seed: int, position: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+class Stream:
+    """The training data as an endless sequence of per-epoch permutations: position p -> sample index."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed = n, seed
+        self._cache: dict[int, torch.Tensor] = {}
+
+    def index(self, position: int) -> int:
+        epoch, offset = divmod(position, self.n)
+        if epoch not in self._cache:
+            self._cache = {epoch: torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))}
+        return int(self._cache[epoch][offset])
+
+
+class KeySampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
+    """Yields this rank's share of each planned fresh batch as a list of ``(index, B, m, seed)`` keys."""
+
+    def __init__(self, batches: list[list[tuple[int, int, float, int]]]) -> None:
+        self.batches = batches
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.dist: Dist = init_distributed()
+        self.device = self._device()
+        self.method = get_method(cfg.method)
+        self.out.mkdir(parents=True, exist_ok=True)
+
+        # data
+        base_train = build_dataset(cfg.dataset, "train", cfg.data_root, cfg.max_train_images)
+        base_val = build_dataset(cfg.dataset, "val", cfg.data_root, cfg.max_val_images)
+        self.num_classes = int(base_train.num_classes)
+        mean, std = (FMNIST_MEAN, FMNIST_STD) if cfg.dataset == "fashion-mnist" else (IMAGENET_MEAN, IMAGENET_STD)
+        self.train_set = CurriculumDataset(
+            base_train,
+            CurriculumTransform(Augment(cfg.final_size, self.method.frequency_op, tuple(cfg.crop_scale), 0.5,
+                                        cfg.randaug_std, cfg.reprob, mean, std)),
+        )
+        crop_pct = 1.0 if cfg.dataset == "fashion-mnist" else cfg.crop_pct
+        self.val_set = EvalDataset(base_val, eval_transform(cfg.final_size, mean, std, crop_pct))
+        self.n_train = len(self.train_set)
+
+        # curriculum and plan
+        self.curriculum = build(cfg.schedule or self.method.schedule, epochs=cfg.epochs, final_size=cfg.final_size,
+                                cost=cost_fn, adapt=cfg.adapt)
+        self.plan = plan_stages(self.curriculum, cfg, self.n_train)
+        if any(p.batch_size % self.dist.world for p in self.plan):
+            raise UserError(f"the global batch must be divisible by the {self.dist.world} processes")
+        self.total_steps = self.plan[-1].first_step + self.plan[-1].steps
+        self.lr_schedule = WarmupCosine.from_epochs(1.0, cfg.warmup_epochs, self._axis_epochs(),
+                                                    min_lr=cfg.min_lr / cfg.lr, warmup_lr=cfg.warmup_lr / cfg.lr)
+        self.cost_fn = cost_fn
+
+        # model and optimisation
+        torch.manual_seed(cfg.seed)
+        self.model = build_model(cfg, self.num_classes).to(self.device)
+        if self.device.type == "cuda" and cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        from timm.optim import create_optimizer_v2
+
+        self.optimizer = create_optimizer_v2(self.model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                             betas=tuple(cfg.opt_betas) if "adam" in cfg.opt else None) \
+            if "adam" in cfg.opt or "lamb" in cfg.opt else \
+            create_optimizer_v2(self.model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.ddp_model = self.dist.wrap(self.model, self.device)
+        self.ema = None
+        if cfg.model_ema:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.model, decay=cfg.model_ema_decay)
+        use_amp = cfg.amp and self.device.type == "cuda"
+        self.autocast_dtype = getattr(torch, cfg.amp_dtype) if use_amp else None
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and cfg.amp_dtype == "float16")
+        self.mixup = None
+        if cfg.mixup > 0 or cfg.cutmix > 0:
+            from timm.data import Mixup
+
+            self.mixup = Mixup(mixup_alpha=cfg.mixup, cutmix_alpha=cfg.cutmix, label_smoothing=cfg.smoothing,
+                               num_classes=self.num_classes)
+        self.replay = ReplayBuffer(cfg.replay_capacity, cfg.n_replay, seed=cfg.seed)
+
+        # state
+        self.step = 0
+        self.position = 0  # samples of the stream consumed by fresh batches
+        self.train_seconds = 0.0
+        self.log = MetricsLog(self.out, enabled=self.dist.is_main, wandb=cfg.wandb, config=cfg.model_dump(),
+                              project=cfg.wandb_project, group=cfg.wandb_group)
+        self.stage_switch_seconds: list[float] = []
+
+    # -- helpers -------------------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        if self.cfg.device != "auto":
+            return torch.device(self.cfg.device)
+        if torch.cuda.is_available():
+            return torch.device("cuda", self.dist.local_rank)
+        return torch.device("cpu")
+
+    def _axis_epochs(self) -> float:
+        """Length of the LR axis in epochs: equivalent epochs (compute axis) or real epochs (epoch axis)."""
+        c = self.curriculum
+        return c.equivalent_epochs if c.axis == "compute" else c.real_epochs
+
+    def stage_of(self, step: int) -> StagePlan:
+        for plan in self.plan:
+            if step < plan.first_step + plan.steps:
+                return plan
+        return self.plan[-1]
+
+    def _lr(self, stage: StagePlan, step: int) -> float:
+        return stage.peak_lr * self.lr_schedule(self.curriculum.axis_progress(stage.fraction(step)))
+
+    def _loader(self, stage: StagePlan, start_step: int) -> Any:
+        """Fresh batches of ``stage`` from ``start_step`` on, as keys for the workers."""
+        n_rep = self.cfg.n_replay
+        pending = self.replay.state_dict()["pending"] if n_rep else 0
+        stream = Stream(self.n_train, self.cfg.seed)
+        batches, position = [], self.position
+        end = stage.first_step + stage.steps
+        step = start_step + pending
+        world, rank = self.dist.world, self.dist.rank
+        while step < end:
+            magnitude = self.curriculum.magnitude_at(stage.fraction(step)) * self.cfg.randaug_magnitude / 9.0
+            keys = [(stream.index(p), stage.resolution, magnitude, _sample_seed(self.cfg.seed, p))
+                    for p in range(position, position + stage.batch_size)]
+            batches.append(keys[rank::world])
+            position += stage.batch_size
+            step += n_rep + 1
+        workers = self.cfg.workers
+        return torch.utils.data.DataLoader(
+            self.train_set, batch_sampler=KeySampler(batches), num_workers=workers,
+            persistent_workers=False, pin_memory=self.device.type == "cuda",
+            prefetch_factor=4 if workers else None,
+        )
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        np_state = np.random.get_state()
+        return {
+            "step": self.step,
+            "position": self.position,
+            "train_seconds": self.train_seconds,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "replay": self.replay.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+                "python": random.getstate(),
+            },
+            "metrics_lines": self.log.lines,
+            "input_size": self.stage_of(self.step).resolution,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step, self.position = int(state["step"]), int(state["position"])
+        self.train_seconds = float(state["train_seconds"])
+        set_input_size(self.model, int(state["input_size"]))
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.replay.load_state_dict(state["replay"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        kind, keys, pos, has_gauss, gauss = rng["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
+        random.setstate(_as_tuple(rng["python"]))
+        self.log.truncate(int(state["metrics_lines"]))
+
+    def save(self) -> None:
+        if self.dist.is_main:
+            ckpt.save(self.out, self.step, self.state_dict(), keep=self.cfg.keep_checkpoints)
+        self.dist.barrier()
+
+    # -- evaluation ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
+        model = model or self.model
+        was_training = model.training
+        model.eval()
+        set_input_size(self.model, self.cfg.final_size)
+        if self.ema is not None:
+            set_input_size(self.ema.module, self.cfg.final_size)
+        idx = list(range(self.dist.rank, len(self.val_set), self.dist.world))
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.val_set, idx), batch_size=256,
+                                             num_workers=min(self.cfg.workers, 2))
+        totals = torch.zeros(4, dtype=torch.float64)
+        for x, y in loader:
+            x, y = x.to(self.device), y.to(self.device)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                enabled=self.autocast_dtype is not None):
+                logits = model(x).float()
+            top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+            totals += torch.tensor([(top5[:, 0] == y).sum().item(), (top5 == y[:, None]).any(1).sum().item(),
+                                    F.cross_entropy(logits, y, reduction="sum").item(), len(y)], dtype=torch.float64)
+        totals = self.dist.all_reduce_sum(totals)
+        set_input_size(self.model, self.stage_of(self.step).resolution)
+        if self.ema is not None:
+            set_input_size(self.ema.module, self.stage_of(self.step).resolution)
+        model.train(was_training)
+        n = max(totals[3].item(), 1.0)
+        top1, top5, loss = (totals[i].item() / n for i in range(3))
+        return {"top1": 100 * top1, "top5": 100 * top5, "val_loss": loss}
+
+    def _eval_record(self, stage: StagePlan) -> dict[str, Any]:
+        f = stage.fraction(self.step) if self.step < self.total_steps else 1.0
+        record = {"kind": "eval", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6), "fraction": f,
+                  **self.evaluate()}
+        if self.ema is not None:
+            ema = self.evaluate(self.ema.module)
+            record.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
+        return record
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def train(self) -> dict[str, Any]:
+        latest = ckpt.load_latest(self.out, warn=self.log.warn)
+        if latest is not None:
+            self.load_state_dict(latest)
+            self.log.info(f"resumed from step {self.step} of {self.total_steps}")
+        self.log.info(f"{self.cfg.method} {self.curriculum.name}: {len(self.plan)} stages, {self.total_steps} steps, "
+                      f"B {[p.resolution for p in self.plan]}, device {self.device}, {self.dist.world} process(es)")
+        criterion = _criterion(self.cfg, self.mixup is not None)
+        last_save = time.monotonic()
+        eval_every = self.cfg.eval_every_epochs
+        while self.step < self.total_steps:
+            stage = self.stage_of(self.step)
+            t0 = time.perf_counter()
+            set_input_size(self.model, stage.resolution)
+            if self.ema is not None:
+                set_input_size(self.ema.module, stage.resolution)
+            if self.step == stage.first_step:
+                self.replay.load_state_dict({**self.replay.state_dict(), "items": [], "pending": 0})
+            batches = iter(self._loader(stage, self.step))
+            self.stage_switch_seconds.append(time.perf_counter() - t0)
+            self.ddp_model.train()
+            t_log, n_log = time.perf_counter(), 0
+            while self.step < stage.first_step + stage.steps:
+                if self.cfg.stop_after_steps is not None and self.step >= self.cfg.stop_after_steps:
+                    self.save()
+                    raise KeyboardInterrupt(f"stopped after {self.step} steps (stop_after_steps)")
+                t_step = time.perf_counter()
+                (x, y), fresh = self.replay.next(batches.__next__)
+                if fresh:
+                    self.position += stage.batch_size
+                lr = self._lr(stage, self.step)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
+                loss = self._train_step(x, y, criterion, stage)
+                f_prev = stage.fraction(self.step)
+                self.step += 1
+                n_log += len(x)
+                self.train_seconds += time.perf_counter() - t_step
+                f = stage.fraction(self.step)
+                if self.step % self.cfg.log_every_steps == 0 or self.step == self.total_steps:
+                    dt = time.perf_counter() - t_log
+                    self.log.write({"kind": "train", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
+                                    "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
+                                    "magnitude": self.curriculum.magnitude_at(f_prev), "lr": lr, "loss": loss,
+                                    "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
+                                    "wall_time_s": self.train_seconds}, progress=(self.step, self.total_steps))
+                    t_log, n_log = time.perf_counter(), 0
+                e_prev, e_now = self.curriculum.epoch_at(f_prev), self.curriculum.epoch_at(f)
+                stage_done = self.step == stage.first_step + stage.steps
+                if math.floor(e_now / eval_every) > math.floor(e_prev / eval_every) and not stage_done:
+                    self.log.write(self._eval_record(stage))
+                if stage_done or time.monotonic() - last_save > 60 * self.cfg.checkpoint_minutes:
+                    if stage_done and self.step < self.total_steps:
+                        self.log.write(self._eval_record(stage))
+                    self.save()
+                    last_save = time.monotonic()
+                stop_if_preempted(self.save)
+        final = self._eval_record(self.plan[-1])
+        self.log.write({**final, "kind": "final"})
+        summary = self._summary(final)
+        if self.dist.is_main:
+            ckpt.write_json(self.out / "summary.json", summary)
+        self.log.close()
+        return summary
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, criterion: Any, stage: StagePlan) -> float:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            loss = criterion(self.ddp_model(x), y)
+        value = self.dist.all_reduce_mean(loss.detach().float())
+        if not torch.isfinite(value):
+            raise NonFiniteLoss(f"loss is {value.item()} at step {self.step + 1} (stage {stage.index + 1}, "
+                                f"B={stage.resolution}); lower the learning rate or set clip_grad")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.cfg.clip_grad is not None:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+        return float(value)
+
+    def _summary(self, final: dict[str, Any]) -> dict[str, Any]:
+        consumed = sum(p.steps * p.batch_size * self.curriculum.relative_costs[p.resolution] for p in self.plan)
+        equivalent = consumed / self.n_train
+        summary = {
+            "model": self.cfg.model, "method": self.cfg.method, "schedule": self.curriculum.name,
+            "top1": final["top1"], "top5": final["top5"], "val_loss": final["val_loss"],
+            "equivalent_epochs": equivalent, "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
+            "real_epochs": sum(p.steps * p.batch_size for p in self.plan) / self.n_train,
+            "steps": self.total_steps, "wall_time_s": self.train_seconds,
+            "gpu_hours": self.train_seconds * self.dist.world / 3600 if self.device.type == "cuda" else 0.0,
+            "device": str(self.device), "world_size": self.dist.world,
+            "stages": [asdict(p) for p in self.plan],
+            "stage_switch_seconds": sum(self.stage_switch_seconds) / max(len(self.stage_switch_seconds), 1),
+        }
+        if "top1_ema" in final:
+            summary.update(top1_ema=final["top1_ema"], top5_ema=final["top5_ema"])
+        if self.cost_fn is not None:
+            summary["flops"] = sum(p.steps * p.batch_size * self.cost_fn(p.resolution) for p in self.plan)
+        return summary
+
+
+def _criterion(cfg: TrainConfig, soft_targets: bool) -> Any:
+    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+
+    if soft_targets:
+        return SoftTargetCrossEntropy()
+    if cfg.smoothing > 0:
+        return LabelSmoothingCrossEntropy(smoothing=cfg.smoothing)
+    return torch.nn.CrossEntropyLoss()
+
+
+def _as_tuple(x: Any) -> Any:
+    return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None) -> dict[str, Any]:
+    """Train (or resume) one run into ``out_dir``; returns its summary."""
+    (Path(out_dir)).mkdir(parents=True, exist_ok=True)
+    ckpt.write_json(Path(out_dir) / "train_config.json", cfg.model_dump())
+    trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)
+    try:
+        return trainer.train()
+    finally:
+        trainer.dist.cleanup()
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m repro.train.engine CONFIG.json OUT` (torchrun)
+    train(TrainConfig.model_validate(json.loads(Path(sys.argv[1]).read_text())), sys.argv[2])
+    os._exit(0)

@@ -1,0 +1,63 @@
+"""Model creation and the input-size switch the engine calls at stage boundaries (in one place).
+
+Switching must keep the parameters (and thus the optimizer state) intact: ViTs are created with timm's
+``dynamic_img_size`` (position embeddings interpolated in the forward pass); models of the repro zoo switch
+through ``repro.models.set_input_size``; convolutional networks need nothing (App. A.1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from repro.errors import UserError
+from repro.train.config import TrainConfig
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
+    import timm
+
+    zoo = _zoo()
+    if zoo is not None and hasattr(zoo, "create") and _zoo_knows(zoo, cfg.model):
+        return zoo.create(cfg.model, num_classes=num_classes, img_size=cfg.final_size,
+                          drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
+    if not timm.is_model(cfg.model):
+        close = timm.list_models(f"*{cfg.model.split('_')[0]}*")[:5]
+        raise UserError(f"unknown model {cfg.model!r}" + (f"; close: {', '.join(close)}" if close else ""))
+    kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes, **cfg.model_kwargs}
+    if cfg.drop_path:
+        kwargs["drop_path_rate"] = cfg.drop_path
+    if cfg.layer_scale_init_value is not None and "convnext" in cfg.model:
+        kwargs["ls_init_value"] = cfg.layer_scale_init_value
+    for extra in ({"img_size": cfg.final_size, "dynamic_img_size": True}, {"img_size": cfg.final_size}, {}):
+        try:
+            return timm.create_model(cfg.model, **kwargs, **extra)
+        except TypeError:
+            continue
+    raise UserError(f"cannot build {cfg.model!r} with {kwargs}")
+
+
+def _zoo() -> Any:
+    try:
+        import repro.models as zoo
+    except ImportError:  # pragma: no cover
+        return None
+    return zoo
+
+
+def _zoo_knows(zoo: Any, name: str) -> bool:
+    knows = getattr(zoo, "is_zoo_model", None)
+    return bool(knows(name)) if knows else False
+
+
+def set_input_size(model: torch.nn.Module, size: int) -> None:
+    """Prepare ``model`` for inputs of ``size`` x ``size`` without replacing any parameter."""
+    if getattr(model, "_repro_input_size", None) == size:
+        return
+    zoo = _zoo()
+    if zoo is not None and hasattr(zoo, "set_input_size"):
+        zoo.set_input_size(model, size)
+    elif getattr(model, "dynamic_img_size", False):
+        pass  # interpolates position embeddings per forward pass
+    model._repro_input_size = size  # type: ignore[assignment]
