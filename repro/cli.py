@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "run": "repro.commands.run",
     "submit": "repro.commands.submit",  # also adds "status"
     "cost": "repro.commands.cost",
+    "bench": "repro.commands.bench",
 }
 
 
