@@ -240,3 +240,9 @@ def test_hook_works_on_models_built_by_timm_directly(timm_name: str, kw: dict[st
             assert model(torch.randn(1, 3, b, b)).shape == (1, 3)
         set_input_size(model, 224)
         assert torch.allclose(model(x), y0, atol=1e-5)
+
+
+def test_name_lookups_do_not_import_torch() -> None:
+    """`repro.models` is imported by the results aggregator and the CLI; names must not pull torch in."""
+    code = "import sys, repro.models as m; m.entry('Swin-Tiny'); assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from typing import Any, Literal
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any, Literal
 
 from repro.errors import UserError
+
+if TYPE_CHECKING:  # torch and timm are imported where used, so that name look-ups stay light
+    import torch
+    from torch import nn
 
 Variant = Literal["full", "proxy"]
 
@@ -209,6 +210,8 @@ def _family(model: nn.Module) -> str | None:
 
 def _rel_index(win: int, table_win: int, device: torch.device) -> torch.Tensor:
     """Relative-position index of a ``win`` x ``win`` window into a table built for ``table_win``."""
+    import torch
+
     coords = torch.stack(torch.meshgrid(torch.arange(win), torch.arange(win), indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (table_win - 1)
     return (rel[..., 0] * (2 * table_win - 1) + rel[..., 1]).to(device)
