@@ -34,6 +34,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--epochs", type=float, help="budget of --schedule on its own axis (default: the preset's)")
     p.add_argument("--accounting", default="official", choices=("official", "paper-schedule", "algorithm2", "ideal"),
                    help=ACCOUNTING_HELP)
+    p.add_argument("--resume-rounding", choices=("floor", "round"), default="floor",
+                   help="official accounting: start epoch after a resolution switch truncated (floor; reproduces "
+                   "Table 7) or rounded (round; the mirrored release code)")
     p.add_argument("--compare", action="store_true", help="table7/table3: add the paper's values and deviations")
     p.set_defaults(run=run)
 
@@ -55,7 +58,7 @@ def _render(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> s
 def _table7(args: argparse.Namespace) -> str:
     from repro.models.cost import table7
 
-    rows = table7(args.accounting)
+    rows = table7(args.accounting, args.resume_rounding)
     header = ["model", "params_m", "gflops", "computation_speedup"]
     body: list[list[Any]] = [
         [r.model, f"{r.params_m:.2f}", f"{r.gflops:.3f}", f"{r.computation_speedup:.3f}"] for r in rows

@@ -1,0 +1,125 @@
+"""The cost model: FLOP counting (attention included), the JSON cache, `repro cost` against Tables 3 and 7."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+import torch
+
+from repro.cli import main
+from repro.core.curriculum import build, official_stage_epochs
+from repro.models.cost import (
+    OFFICIAL_B_LISTS,
+    TABLE3_PAPER,
+    computation_speedup,
+    lookup,
+    official_epochs,
+    table3,
+    table7,
+)
+from repro.models.flops import cost_fn, count_macs, measure, measured
+from repro.models.zoo import TABLE7
+
+torch.set_num_threads(1)
+
+
+def _vit_macs(img: int, patch: int, dim: int, depth: int, mlp: int, classes: int) -> int:
+    """Analytic MACs of a timm ViT with a class token: patch embedding, qkv/proj/MLP, both attention
+    products (N^2 d each) and the head."""
+    n = (img // patch) ** 2 + 1
+    embed = (img // patch) ** 2 * 3 * patch * patch * dim
+    block = n * dim * 3 * dim + 2 * n * n * dim + n * dim * dim + 2 * n * dim * mlp
+    return embed + depth * block + dim * classes
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_attention_products_are_counted(fused: bool) -> None:
+    from timm.models.vision_transformer import VisionTransformer
+
+    m = VisionTransformer(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2,
+                          num_classes=10, dynamic_img_size=True)
+    for mod in m.modules():
+        if hasattr(mod, "fused_attn"):
+            mod.fused_attn = fused  # count_macs must see the products either way
+    m.repro_family = "deit"  # type: ignore[assignment]
+    for img in (32, 16):
+        assert count_macs(m, img) == _vit_macs(img, 8, 32, 2, 64, 10)
+
+
+def test_cache_matches_a_live_measurement() -> None:
+    live = measure("PVT-Tiny", 96)
+    cached = measured("pvt_v1_tiny", 96)
+    assert (live.params, live.macs) == (cached.params, cached.macs)
+
+
+def test_table7_csv_has_19_rows_in_paper_order() -> None:
+    out = io.StringIO()
+    import contextlib
+
+    with contextlib.redirect_stdout(out):
+        assert main(["cost", "table7", "--format", "csv"]) == 0
+    text = out.getvalue()
+    assert text.splitlines()[0] == "model,params_m,gflops,computation_speedup"
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["model"] for r in rows] == [e.paper for e in TABLE7]
+    assert rows[0]["model"] == "ResNet-50" and rows[-1]["model"] == "CAFormer-M36"
+
+
+def test_table7_agrees_with_the_paper() -> None:
+    rows = table7()
+    assert len(rows) == 19
+    for r in rows:
+        assert abs(r.speedup_dev) <= 0.01, r
+        # the paper prints one decimal: DeiT-Tiny's 1.254 G is its "1.3G"
+        assert abs(r.gflops_rel_dev) <= 0.02 or round(r.gflops, 1) == r.paper_gflops, r
+    exact = sum(round(r.computation_speedup, 2) == r.paper_speedup for r in rows)
+    assert exact >= 18
+
+
+def test_speedup_accountings() -> None:
+    assert computation_speedup("ResNet-50", "algorithm2") == pytest.approx(1.5)
+    assert computation_speedup("ResNet-50", "ideal") == pytest.approx(1.5)
+    # attention makes small inputs cheaper than (B/224)^2: ViTs save more than convolutional networks
+    assert computation_speedup("DeiT-Tiny") > computation_speedup("DeiT-Small") > computation_speedup("ResNet-50")
+
+
+def test_official_epochs_round_matches_the_core() -> None:
+    for b_list in OFFICIAL_B_LISTS.values():
+        assert official_epochs(b_list, 200, resume="round") == official_stage_epochs(b_list, 200)
+    floor = official_epochs(OFFICIAL_B_LISTS["default"], 200)
+    assert floor == [108, 109, 39, 39, 40, 39, 21, 20, 20, 20]
+
+
+def test_table3_relative_costs() -> None:
+    rows = table3()
+    assert len(rows) == 2 * 4 * 4
+    for r in rows:
+        assert abs(r["relative_cost"] - r["paper"]) <= 0.0051, r
+    assert set(TABLE3_PAPER) == {"DeiT-Small", "Swin-Tiny"}
+
+
+def test_cost_fn_plugs_into_the_core() -> None:
+    cost = cost_fn("DeiT-Small")
+    c = build("etpp", cost=cost)
+    assert c.equivalent_epochs == pytest.approx(200)
+    assert c.stages[0].epochs > build("etpp").stages[0].epochs  # B=96 is relatively cheaper than ideal
+
+
+def test_results_lookup() -> None:
+    assert lookup("Swin-Tiny", "gflops", {}) == pytest.approx(4.49, abs=0.01)
+    assert lookup("Swin-Tiny", "computation_speedup", {}) == pytest.approx(1.51, abs=0.01)
+    assert lookup("not-a-model", "gflops", {}) is None
+
+
+def test_unknown_model_is_one_line_with_close_matches(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "Swin-T"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Swin-Tiny" in err
+
+
+def test_model_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["cost", "DeiT-Small", "--schedule", "etpp-discrete"]) == 0
+    out = capsys.readouterr().out
+    assert "schedule etpp-discrete" in out and "96" in out
