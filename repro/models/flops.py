@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported only when something must be measured: cached look-ups stay light
+    import torch
+    from torch import nn
 
 CACHE_PATH = Path(__file__).with_name("flops_cache.json")
 CURRICULUM_SIZES = (96, 128, 160, 192, 224)
@@ -57,6 +59,7 @@ def _unfuse_attention(model: nn.Module) -> None:
 
 def count_macs(model: nn.Module, img_size: int, in_chans: int = 3, device: str | torch.device = "cpu") -> int:
     """Multiply-accumulates of ``model`` on one ``img_size`` image (matmuls + convolutions, attention included)."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from repro.models.zoo import set_input_size
@@ -83,6 +86,8 @@ def measure(name: str, img_size: int = 224) -> Measurement:
     The model is built with its final size 224 and switched to ``img_size`` with
     :func:`repro.models.set_input_size`, exactly as the trainer does at a curriculum stage switch.
     """
+    import torch
+
     from repro.models.zoo import create, entry
 
     e = entry(name)
@@ -140,6 +145,7 @@ def cost_fn(name: str) -> Callable[[int], float]:
 def write_cache(names: Iterable[str] | None = None, sizes: Iterable[int] = CURRICULUM_SIZES) -> Path:
     """Measure ``names`` (default: the 19 Table 7 models) at ``sizes`` and write ``flops_cache.json``."""
     import timm
+    import torch
 
     from repro.models.zoo import TABLE7, entry
 
