@@ -47,6 +47,7 @@ def test_attention_products_are_counted(fused: bool) -> None:
     m.repro_family = "deit"  # type: ignore[assignment]
     for img in (32, 16):
         assert count_macs(m, img) == _vit_macs(img, 8, 32, 2, 64, 10)
+    assert all(mod.fused_attn == fused for mod in m.modules() if hasattr(mod, "fused_attn"))  # restored
 
 
 def test_cache_matches_a_live_measurement() -> None:

@@ -50,30 +50,40 @@ class Measurement:
         return self.macs / 1e9
 
 
-def _unfuse_attention(model: nn.Module) -> None:
-    """Make attention run as explicit matmuls (timm ``fused_attn``), so that its products are counted."""
-    for m in model.modules():
-        if hasattr(m, "fused_attn"):
-            m.fused_attn = False
+def _set_fused_attention(model: nn.Module, fused: bool | None) -> dict[nn.Module, bool]:
+    """Set timm's ``fused_attn`` on every attention module (``None``: leave as is); returns the old flags."""
+    old = {m: bool(m.fused_attn) for m in model.modules() if hasattr(m, "fused_attn")}
+    if fused is not None:
+        for m in old:
+            m.fused_attn = fused
+    return old
 
 
 def count_macs(model: nn.Module, img_size: int, in_chans: int = 3, device: str | torch.device = "cpu") -> int:
-    """Multiply-accumulates of ``model`` on one ``img_size`` image (matmuls + convolutions, attention included)."""
+    """Multiply-accumulates of ``model`` on one ``img_size`` image (matmuls + convolutions, attention included).
+
+    The model is left switched to ``img_size`` (:func:`repro.models.set_input_size`), in its previous train/eval
+    mode and with its fused-attention flags restored.
+    """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
     from repro.models.zoo import set_input_size
 
-    _unfuse_attention(model)
+    flags = _set_fused_attention(model, False)  # explicit q @ k^T and attn @ v, which the counter always sees
     set_input_size(model, img_size)
     was_training = model.training
     model.eval()
     x = torch.zeros(1, in_chans, img_size, img_size, device=device)
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model(x)
-    model.train(was_training)
-    return counter.get_total_flops() // 2  # the counter counts 2 FLOPs per multiply-accumulate
+    try:
+        with torch.no_grad(), counter:
+            model(x)
+    finally:
+        model.train(was_training)
+        for m, fused in flags.items():
+            m.fused_attn = fused
+    return int(counter.get_total_flops()) // 2  # the counter counts 2 FLOPs per multiply-accumulate
 
 
 def count_params(model: nn.Module) -> int:
