@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
 from repro.launch.manifest import EXPERIMENTS_DIR, Manifest, RunSpec
 
@@ -56,6 +57,7 @@ class ResolvedRun:
     spec: RunSpec
     config: dict[str, Any]
     run_id: str
+    evaluation: dict[str, Any]  # eval_* overrides: how to evaluate the trained run (not part of its identity)
 
 
 def _slug(text: str) -> str:
@@ -67,6 +69,9 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+EVAL_PREFIX = "eval_"  # overrides that change how a trained run is evaluated, not the training itself
+
+
 def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig | None) -> dict[str, Any]:
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
@@ -76,17 +81,21 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     model_defaults = dict(base.models.get(spec.model, {})) if base else {}
     timm_name = model_defaults.pop("timm", None)
     config.update(model_defaults)
+    final_size = profile.final_size
+    if spec.final_size is not None:  # a run at another final size (Table 10): scaled like every B in a proxy
+        final_size = spec.final_size if profile.adapt == "table10" else round(
+            spec.final_size * profile.final_size / REFERENCE_SIZE)
     config.update(
         task=spec.task,
         model=spec.model,
         timm_model=timm_name,
         method=spec.method,
         schedule=spec.schedule,
-        final_size=spec.final_size or profile.final_size,
+        final_size=final_size,
         dataset=spec.dataset or profile.dataset,
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
-    config.update(spec.overrides)
+    config.update({k: v for k, v in spec.overrides.items() if not k.startswith(EVAL_PREFIX)})
     config.update(
         profile=profile_name,
         epochs=None if epochs is None else epochs * profile.epoch_scale,
@@ -94,6 +103,8 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         model_variant=profile.model_variant,
         max_train_images=profile.max_train_images,
     )
+    if config.get("warmup_epochs") is not None:  # the warm-up is part of the schedule: it scales with it
+        config["warmup_epochs"] = config["warmup_epochs"] * profile.epoch_scale
     if profile.global_batch is not None:
         config["batch_size"] = profile.global_batch
     config.update(profile.overrides)
@@ -113,5 +124,6 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
         for key, spec in row.runs.items():
             config = resolve_config(spec, profile, manifest, base)
             run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
-            runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id))
+            evaluation = {k: v for k, v in spec.overrides.items() if k.startswith(EVAL_PREFIX)}
+            runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
     return runs

@@ -95,6 +95,8 @@ def reproduce(
                 run = resolved[row.label, col.run]  # type: ignore[index]
                 run_ids = [run.run_id]
                 value, status = _metric(runs, run.run_id, col.metric or "")
+                if run.evaluation:  # e.g. Table 1: the trained run evaluated on filtered inputs
+                    value, status = None, f"no evaluator for {', '.join(sorted(run.evaluation))} yet"
             elif col.source == "ratio" and (row.label, col.numerator) in resolved:
                 num = resolved[row.label, col.numerator]  # type: ignore[index]
                 den = resolved.get((row.label, col.denominator or ""))
@@ -104,9 +106,11 @@ def reproduce(
                 value = a / b if a is not None and b else None
                 status = status_a if status_a != "finished" else status_b
             elif col.source == "cost":
-                spec_run = next(iter(row.runs.values()), None)
-                model = spec_run.model if spec_run else row.label
-                config = next((r.config for (label, _), r in resolved.items() if label == row.label), {})
+                chosen = resolved.get((row.label, col.run or "")) or next(
+                    (r for (label, _), r in resolved.items() if label == row.label), None)
+                model = chosen.spec.model if chosen else row.label
+                # cost columns describe the paper's full-size model, whatever profile produced the runs
+                config = {"final_size": (chosen.spec.final_size if chosen else None) or 224}
                 value = cost(model, col.metric or "", config) if cost else None
                 status = "finished" if value is not None else "cost model unavailable"
             delta = None if value is None or paper is None else value - paper

@@ -22,6 +22,7 @@ class TrainConfig(BaseModel):
     # what
     model: str = Field(description="timm model name (or a repro model-zoo name)")
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    model_variant: Literal["full", "proxy"] = "full"  # proxy: a tiny same-family model (CPU smoke profile)
     method: Method = "baseline"
     schedule: str | None = None  # curriculum preset; default from the method
     epochs: float = Field(default=300, gt=0)  # real epochs (baseline, ET) or equivalent epochs (ET++)
@@ -79,7 +80,7 @@ class TrainConfig(BaseModel):
 
 
 # Keys of a resolved manifest config that are bookkeeping, not training settings.
-RESOLVED_ONLY = {"task", "profile", "model_variant", "timm_model", "sched", "input_size", "aa"}
+RESOLVED_ONLY = {"task", "profile", "timm_model", "sched", "input_size", "aa"}
 
 
 def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:

@@ -19,9 +19,12 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     import timm
 
     zoo = _zoo()
-    if zoo is not None and hasattr(zoo, "create") and _zoo_knows(zoo, cfg.model):
-        return zoo.create(cfg.model, num_classes=num_classes, img_size=cfg.final_size,
-                          drop_path_rate=cfg.drop_path, **cfg.model_kwargs)
+    if zoo is not None and _zoo_knows(zoo, cfg.model):  # Table 7 names (and their timm names), full or proxy
+        kwargs = {"drop_path_rate": cfg.drop_path} if cfg.drop_path else {}
+        return zoo.create(cfg.model, variant=cfg.model_variant, num_classes=num_classes, img_size=cfg.final_size,
+                          **kwargs, **cfg.model_kwargs)
+    if cfg.model_variant != "full":
+        raise UserError(f"model {cfg.model!r} has no {cfg.model_variant!r} variant (only Table 7 models do)")
     if not timm.is_model(cfg.model):
         close = timm.list_models(f"*{cfg.model.split('_')[0]}*")[:5]
         raise UserError(f"unknown model {cfg.model!r}" + (f"; close: {', '.join(close)}" if close else ""))
@@ -47,8 +50,11 @@ def _zoo() -> Any:
 
 
 def _zoo_knows(zoo: Any, name: str) -> bool:
-    knows = getattr(zoo, "is_zoo_model", None)
-    return bool(knows(name)) if knows else False
+    try:
+        zoo.entry(name)
+    except (UserError, AttributeError):
+        return False
+    return True
 
 
 def set_input_size(model: torch.nn.Module, size: int) -> None:

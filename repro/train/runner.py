@@ -1,0 +1,43 @@
+"""The manifest runner for classification tasks: a resolved manifest config -> the engine, in a run directory.
+
+Registered for task ``in1k`` in ``repro.launch.local.RUNNERS``; ``repro run`` (local) and the SLURM job
+(``repro.launch.local:train_run_dir``) both end here. Measured per-B FLOPs from the model zoo feed the compute
+accounting of full-size models (summary ``flops``); proxies use the ideal cost, which keeps the paper's ratios.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from repro.errors import UserError
+from repro.train.config import from_resolved
+from repro.train.engine import train
+
+SUPPORTED_METHODS = {"baseline", "efficienttrain", "efficienttrain++"}
+
+
+def _randaug(aa: str | None) -> dict[str, float]:
+    """timm's ``rand-m9-mstd0.5-inc1`` -> the engine's final magnitude and its std."""
+    if not aa:
+        return {}
+    m = re.search(r"-m(\d+(?:\.\d+)?)", aa)
+    std = re.search(r"-mstd(\d+(?:\.\d+)?)", aa)
+    if not aa.startswith("rand") or m is None:
+        raise UserError(f"only RandAugment ('rand-m9-mstd0.5-inc1') is implemented, got {aa!r}")
+    return {"randaug_magnitude": float(m.group(1)), **({"randaug_std": float(std.group(1))} if std else {})}
+
+
+def run(config: dict[str, Any], run_dir: Path) -> None:
+    extra = _randaug(config.get("aa"))
+    cfg = from_resolved(config, **extra)
+    cost_fn = None
+    if cfg.model_variant == "full":
+        try:
+            from repro.models.flops import cost_fn as zoo_cost
+
+            cost_fn = zoo_cost(cfg.model)
+        except (ImportError, UserError):
+            cost_fn = None
+    train(cfg, run_dir, cost_fn=cost_fn)
