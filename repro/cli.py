@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "run": "repro.commands.run",
     "submit": "repro.commands.submit",  # also adds "status"
     "cost": "repro.commands.cost",
+    "train": "repro.commands.train",
+    "eval": "repro.commands.eval",
     "bench": "repro.commands.bench",
 }
 
