@@ -83,7 +83,7 @@ def _table3(args: argparse.Namespace) -> str:
 def _model(args: argparse.Namespace) -> str:
     from repro.core.budget import curriculum_compute
     from repro.core.curriculum import build, ideal_cost
-    from repro.models.cost import FAMILY_PRESET
+    from repro.models.cost import FAMILY_PRESET, computation_speedup
     from repro.models.flops import cost_fn, measured
     from repro.models.zoo import entry
 
@@ -107,6 +107,9 @@ def _model(args: argparse.Namespace) -> str:
         f"epochs (ideal cost), {real:.2f} equivalent epochs in measured FLOPs "
         f"= {real * ref.macs * 1281167 / 1e18:.3f} EFLOPs (MACs, forward) on IN-1K; "
         f"speedup vs {baseline:g} baseline epochs {baseline / real:.3f}x",
+        f"Table 7 accounting ({args.accounting}"
+        + (f", resume {args.resume_rounding}" if args.accounting == "official" else "")
+        + f"): {computation_speedup(e.timm, args.accounting, resume=args.resume_rounding):.3f}x",
     ]
     return "\n".join(lines) if args.format == "table" else table
 
