@@ -17,7 +17,8 @@ from repro.errors import UserError
 from repro.train.config import TrainConfig, from_resolved
 from repro.train.engine import NonFiniteLoss, Trainer, train
 
-TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=192, max_val_images=64,
+TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=192,
+            max_val_images=64,
             batch_size=32, lr=1e-3, warmup_epochs=0.2, workers=0, log_every_steps=2, crop_scale=(0.35, 1.0),
             eval_every_epochs=1.0, seed=3)
 
@@ -145,3 +146,18 @@ def test_ddp_two_processes_match_one(tmp_path):
     losses2 = [r["loss"] for r in records(tmp_path / "two") if r["kind"] == "train"]
     assert losses2 == pytest.approx(losses1, rel=1e-3, abs=1e-4)
     assert double["val_loss"] == pytest.approx(single["val_loss"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_keeps_the_global_batch(tmp_path):
+    """Micro-batches of 8 accumulated to the global batch of 32 train the same model as batches of 32."""
+    kw = dict(method="efficienttrain++", epochs=1, max_train_images=96, drop_path=0.0)
+    whole = train(cfg(**kw), tmp_path / "whole")
+    accumulated = train(cfg(**kw, micro_batch_size=8), tmp_path / "acc")
+    assert accumulated["steps"] == whole["steps"]
+    losses = [[r["loss"] for r in records(tmp_path / d) if r["kind"] == "train"] for d in ("whole", "acc")]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4, abs=1e-5)
+    a = torch.load(sorted((tmp_path / "whole").glob("checkpoint-*.pt"))[-1], weights_only=True)["model"]
+    b = torch.load(sorted((tmp_path / "acc").glob("checkpoint-*.pt"))[-1], weights_only=True)["model"]
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, rtol=1e-4, atol=1e-5)

@@ -43,7 +43,8 @@ _FIELDS = {
     "model_kwargs": "model_kwargs", "method": "method", "schedule": "schedule", "epochs": "epochs",
     "input_size": "final_size", "adapt": "adapt", "dataset": "dataset", "data_dir": "data_root",
     "max_train_images": "max_train_images", "max_val_images": "max_val_images", "workers": "workers",
-    "scale": "crop_scale", "crop_pct": "crop_pct", "batch_size": "batch_size", "opt": "opt", "lr": "lr",
+    "scale": "crop_scale", "crop_pct": "crop_pct", "batch_size": "batch_size",
+    "micro_batch_size": "micro_batch_size", "opt": "opt", "lr": "lr",
     "min_lr": "min_lr", "warmup_epochs": "warmup_epochs", "warmup_lr": "warmup_lr", "weight_decay": "weight_decay",
     "clip_grad": "clip_grad", "drop_path": "drop_path", "smoothing": "smoothing", "mixup": "mixup",
     "cutmix": "cutmix", "reprob": "reprob", "randaug_magnitude": "randaug_magnitude", "model_ema": "model_ema",
@@ -77,6 +78,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     a("--scale", type=float, nargs=2, metavar=("MIN", "MAX"), help="RandomResizedCrop area range (0.08 1)")
     a("--crop-pct", type=float, help="test-time centre-crop fraction (0.875; proxy 1)")
     a("-b", "--batch-size", type=int, help="GLOBAL batch size over all processes (Table 24: 4096)")
+    a("--micro-batch-size", type=int,
+      help="largest batch one process runs at once; gradient accumulation keeps the global batch (off)")
     a("--opt", help="optimizer, timm name: adamw (Table 24), lamb, sgd ...")
     a("--lr", type=float, help="peak learning rate at the global batch (Table 24: 4e-3)")
     a("--min-lr", type=float, help="cosine floor (1e-6)")

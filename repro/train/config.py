@@ -38,6 +38,7 @@ class TrainConfig(BaseModel):
     crop_pct: float = Field(default=0.875, gt=0, le=1)
     # optimisation (Table 24)
     batch_size: int = Field(default=4096, gt=0)  # global
+    micro_batch_size: int | None = Field(default=None, gt=0)  # per process; gradient accumulation above it
     opt: str = "adamw"
     opt_betas: tuple[float, float] = (0.9, 0.999)
     lr: float = Field(default=4e-3, gt=0)

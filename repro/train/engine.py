@@ -15,6 +15,7 @@ loadable one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -388,21 +389,37 @@ class Trainer:
         self.log.close()
         return summary
 
+    def _chunks(self, n: int) -> list[tuple[int, int]]:
+        """Micro-batches of this process's ``n`` samples: gradient accumulation keeps the global batch when it does
+        not fit (``micro_batch_size``; the early large batch of Sec. 5.3 grows the number of micro-batches)."""
+        size = self.cfg.micro_batch_size or n
+        return [(a, min(a + size, n)) for a in range(0, n, size)]
+
     def _train_step(self, x: torch.Tensor, y: torch.Tensor, criterion: Any, stage: StagePlan) -> float:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.device.type == "cuda" and self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.mixup is not None:
             x, y = self.mixup(x, y)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                            enabled=self.autocast_dtype is not None):
-            loss = criterion(self.ddp_model(x), y)
-        value = self.dist.all_reduce_mean(loss.detach().float())
-        if not torch.isfinite(value):
+        self.optimizer.zero_grad(set_to_none=True)
+        chunks = self._chunks(len(x))
+        total = torch.zeros((), dtype=torch.float32, device=self.device)
+        for i, (a, b) in enumerate(chunks):
+            # DDP all-reduces gradients only on the last micro-batch
+            last = i == len(chunks) - 1
+            sync = contextlib.nullcontext() if last or self.dist.world == 1 else self.ddp_model.no_sync()
+            with sync:
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                    enabled=self.autocast_dtype is not None):
+                    loss = criterion(self.ddp_model(x[a:b]), y[a:b])
+                if len(chunks) > 1:
+                    loss = loss * ((b - a) / len(x))  # the mean over the whole batch
+                self.scaler.scale(loss).backward()
+            total += loss.detach().float()
+        value = self.dist.all_reduce_mean(total)
+        if not torch.isfinite(value):  # before the optimizer step: nothing non-finite is ever applied or saved
             raise NonFiniteLoss(f"loss is {value.item()} at step {self.step + 1} (stage {stage.index + 1}, "
                                 f"B={stage.resolution}); lower the learning rate or set clip_grad")
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
         if self.cfg.clip_grad is not None:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.clip_grad)
