@@ -33,7 +33,38 @@ def checkpoints(run_dir: Path) -> list[Path]:
 
 def save(run_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path:
     path = run_dir / f"checkpoint-{step:09d}.pt"
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".checkpoint-", suffix=".tmp")
+    _write(path, state)
+    for old in checkpoints(run_dir)[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+RANK_PATTERN = re.compile(r"^rank(\d+)-(\d+)\.pt$")
+
+
+def save_rank(run_dir: Path, step: int, rank: int, state: dict[str, Any], keep: int = 2) -> Path:
+    """Per-process state that differs between DDP ranks (the replay buffer's shard), next to the checkpoint."""
+    path = run_dir / f"rank{rank}-{step:09d}.pt"
+    _write(path, state)
+    mine = sorted(((int(m.group(2)), p) for p in run_dir.glob(f"rank{rank}-*.pt")
+                   if (m := RANK_PATTERN.match(p.name)) and int(m.group(1)) == rank), reverse=True)
+    for _, old in mine[keep:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_rank(run_dir: Path, step: int, rank: int) -> dict[str, Any]:
+    path = run_dir / f"rank{rank}-{step:09d}.pt"
+    try:
+        return dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as err:
+        raise RuntimeError(f"{path}: rank {rank}'s state for checkpoint step {step} is missing or unreadable "
+                           f"({type(err).__name__}); cannot resume this rank's replay buffer exactly") from err
+
+
+def _write(path: Path, state: dict[str, Any]) -> None:
+    """torch.save to a temp file in the same directory, fsync, rename (atomic on POSIX)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(state, f)
@@ -43,9 +74,6 @@ def save(run_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    for old in checkpoints(run_dir)[keep:]:
-        old.unlink(missing_ok=True)
-    return path
 
 
 def load_latest(run_dir: Path, warn: Callable[[str], None] = print) -> dict[str, Any] | None:

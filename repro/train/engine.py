@@ -280,6 +280,14 @@ class Trainer:
         self.log.truncate(int(state["metrics_lines"]))
 
     def save(self) -> None:
+        """Rank 0 writes the checkpoint; under DDP with a replay buffer every other rank first writes its own
+        buffer (its shard of the batches differs), so a checkpoint that exists always has its rank files."""
+        per_rank = self.dist.world > 1 and self.cfg.n_replay > 0
+        if per_rank and not self.dist.is_main:
+            ckpt.save_rank(self.out, self.step, self.dist.rank, {"replay": self.replay.state_dict()},
+                           keep=self.cfg.keep_checkpoints)
+        if per_rank:
+            self.dist.barrier()
         if self.dist.is_main:
             ckpt.save(self.out, self.step, self.state_dict(), keep=self.cfg.keep_checkpoints)
         self.dist.barrier()
@@ -327,6 +335,8 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         latest = ckpt.load_latest(self.out, warn=self.log.warn)
         if latest is not None:
+            if self.dist.world > 1 and self.cfg.n_replay > 0 and not self.dist.is_main:
+                latest["replay"] = ckpt.load_rank(self.out, int(latest["step"]), self.dist.rank)["replay"]
             self.load_state_dict(latest)
             self.log.info(f"resumed from step {self.step} of {self.total_steps}")
         self.log.info(f"{self.cfg.method} {self.curriculum.name}: {len(self.plan)} stages, {self.total_steps} steps, "
