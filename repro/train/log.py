@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def _start_wandb(out: Path, config: dict[str, Any], project: str, group: str | N
         import wandb
 
         id_file = out / "wandb_id.txt"
-        run_id = id_file.read_text().strip() if id_file.exists() else wandb.util.generate_id()
+        run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
         id_file.write_text(run_id)
         return wandb.init(project=project, group=group, id=run_id, resume="allow", dir=str(out), config=config,
                           settings=wandb.Settings(init_timeout=30))

@@ -1,0 +1,37 @@
+"""metrics.jsonl, plain log lines off a terminal, and the wandb mirror (offline) resuming the same run id."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from repro.train.log import MetricsLog
+
+
+def test_metrics_jsonl_and_plain_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    log = MetricsLog(tmp_path)
+    log.write({"kind": "train", "step": 1, "loss": 2.5, "resolution": 12}, progress=(1, 10))
+    log.write({"kind": "eval", "step": 1, "top1": 50.0})
+    log.truncate(1)  # what a resume from a checkpoint written after the first record does
+    log.close()
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == [{"kind": "train", "step": 1, "loss": 2.5, "resolution": 12}]
+    out = capsys.readouterr().out  # not a TTY under pytest: plain lines, no progress bar
+    assert "[train] step=1 resolution=12 loss=2.5" in out and "[eval] step=1 top1=50" in out
+
+
+@pytest.mark.slow
+def test_wandb_offline_resumes_the_same_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first = MetricsLog(tmp_path, wandb=True, config={"lr": 1e-3})
+    assert first._wandb is not None, "wandb failed to start"
+    run_id = (tmp_path / "wandb_id.txt").read_text()
+    first.write({"kind": "train", "step": 1, "loss": 2.5})
+    first.close()
+    second = MetricsLog(tmp_path, wandb=True, config={"lr": 1e-3})
+    assert second._wandb is not None and second._wandb.id == run_id
+    second.close()
+    runs = sorted(p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.endswith(run_id) for r in runs)
