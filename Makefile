@@ -90,3 +90,8 @@ test-slurm: setup
 	     "slurm/local/up.sh)" >&2; exit 2; }
 	@status=0; $(PY) -m pytest -m slurm -q -p no:cacheprovider || status=$$?; \
 	  slurm/local/down.sh; exit $$status
+
+# --- Benchmark (issue 4): baseline vs EfficientTrain++ on the Fashion-MNIST proxy, CPU, a few minutes. -------------
+.PHONY: bench
+bench: setup
+	$(PY) -m repro bench speedup --format json
