@@ -120,6 +120,9 @@ def add_parser(subparsers: Any) -> None:
     )
     add_train_flags(p)
     p.add_argument("--out", required=True, type=Path, help="run directory (checkpoints, metrics.jsonl, summary.json)")
+    p.add_argument("--cost", choices=("ideal", "measured"), default="ideal",
+                   help="per-image cost of an input size B: ideal (B / final)^2, or the measured MACs of a Table 7 "
+                   "zoo model (repro cost), which also fills FLOPs in summary.json (default: ideal)")
     p.add_argument("--format", choices=("text", "json"), default="text", help="how to print the summary")
     p.set_defaults(run=run)
 
@@ -167,10 +170,15 @@ def run(args: argparse.Namespace) -> int:
     from repro.train.engine import train
 
     cfg = config_from_args(args)
+    cost_fn = None
+    if args.cost == "measured":
+        from repro.models.flops import cost_fn as zoo_cost  # UserError for models outside the zoo
+
+        cost_fn = zoo_cost(cfg.model)
     if args.format == "json":  # keep stdout for the JSON: progress lines go to stderr
         with contextlib.redirect_stdout(sys.stderr):
-            summary = train(cfg, args.out)
+            summary = train(cfg, args.out, cost_fn=cost_fn)
     else:
-        summary = train(cfg, args.out)
+        summary = train(cfg, args.out, cost_fn=cost_fn)
     print_summary(summary, args.format)
     return 0
