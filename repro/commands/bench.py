@@ -33,22 +33,32 @@ from typing import Any
 
 DEFAULT_OUT = Path("results/bench/speedup.json")
 ETPP_BUDGET_RATIO = 300 / 200  # baseline epochs / ET++ equivalent epochs in the paper (Table 7)
+HALF_WIDTH = {"channels": [32, 64, 128, 256], "stem_width": 32}  # resnet18 at half width: 1/4 of the FLOPs
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = subparsers.add_parser("bench", help="benchmarks of the training engine (speedup of ET++ on the CPU)")
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     p = sub.add_parser("speedup", help="baseline vs EfficientTrain++ on the Fashion-MNIST proxy (a few minutes)")
-    p.add_argument("--model", default="resnet18", help="timm model (default: resnet18)")
+    p.add_argument("--model", default="resnet18", help="timm model (default: resnet18 at half width)")
+    p.add_argument("--model-kwargs", type=json.loads, default=None, metavar="JSON",
+                   help=f"model arguments (default for resnet18: {json.dumps(HALF_WIDTH)})")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: on a shared 2-core machine two OpenMP threads spin against "
+                   "the other load and a step gets ~5x slower)")
     p.add_argument("--epochs", type=float, default=3.0,
                    help="baseline epochs; ET++ gets epochs / 1.5 equivalent epochs (default: 3)")
-    p.add_argument("--final-size", type=int, default=28, help="final input size (default: 28 = 224 / 8, the proxy)")
+    p.add_argument("--final-size", type=int, default=56,
+                   help="final input size (default: 56 = 224 / 4: B = 24 / 40 / 56, enough work per image for the CPU)")
     p.add_argument("--train-images", type=int, default=3000, help="class-balanced training subset (default: 3000)")
     p.add_argument("--val-images", type=int, default=1000, help="validation subset (default: 1000)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--workers", type=int, default=1, help="data-loader workers (default: 1)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--early-large-batch", action="store_true",
+                   help="ET++ with the early large batch of Sec. 5.3 (eq. 2, lr_max = 1.5 lr): amortises the per-step "
+                   "overhead that makes small B slow on a CPU")
     p.add_argument("--format", choices=("json", "text"), default="text")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the JSON (default: {DEFAULT_OUT})")
     p.add_argument("--no-write", dest="write", action="store_false", help="only print")
@@ -59,12 +69,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
 def _config(args: argparse.Namespace, method: str, epochs: float) -> Any:
     from repro.train.config import TrainConfig
 
+    kwargs = args.model_kwargs if args.model_kwargs is not None else (HALF_WIDTH if args.model == "resnet18" else {})
     return TrainConfig(
-        model=args.model, method=method, epochs=epochs, final_size=args.final_size, adapt="linear",
+        model=args.model, model_kwargs=kwargs, method=method, epochs=epochs, final_size=args.final_size, adapt="linear",
         dataset="fashion-mnist", max_train_images=args.train_images, max_val_images=args.val_images,
         batch_size=args.batch_size, lr=args.lr, warmup_epochs=0.1 * epochs, workers=args.workers,
         crop_scale=(0.35, 1.0), crop_pct=1.0, device="cpu", seed=args.seed, eval_every_epochs=1e9,
         log_every_steps=10, checkpoint_minutes=1e6,
+        **({"early_large_batch": True, "lr_max": 1.5 * args.lr} if method != "baseline" and args.early_large_batch
+           else {}),
     )
 
 
@@ -125,6 +138,7 @@ def speedup(args: argparse.Namespace) -> dict[str, Any]:
 
     from repro.train.engine import train
 
+    torch.set_num_threads(args.threads)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="repro-bench-"))
     t0 = time.time()
     base = train(_config(args, "baseline", args.epochs), work / "baseline")
@@ -150,10 +164,12 @@ def speedup(args: argparse.Namespace) -> dict[str, Any]:
         "etpp": {k: etpp[k] for k in ("top1", "top5", "equivalent_epochs", "real_epochs", "steps", "wall_time_s")},
         "etpp_resolutions": [int(s["resolution"]) for s in stages],
         "setup": {
-            "model": args.model, "final_size": args.final_size, "baseline_epochs": args.epochs,
+            "model": args.model, "model_kwargs": _config(args, "baseline", 1).model_kwargs,
+            "final_size": args.final_size, "baseline_epochs": args.epochs,
             "etpp_equivalent_epochs": args.epochs / ETPP_BUDGET_RATIO, "train_images": args.train_images,
             "val_images": args.val_images, "batch_size": args.batch_size, "lr": args.lr, "workers": args.workers,
-            "seed": args.seed, "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or
+            "seed": args.seed, "early_large_batch": args.early_large_batch,
+            "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or
             platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
         },
         "bench_seconds": time.time() - t0,
