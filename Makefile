@@ -11,10 +11,11 @@ UV      := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PROFILE ?= smoke
 FMNIST  := /usr/share/datasets/fashion-mnist
 
-.PHONY: help setup lock data test lint pytest table7 clean
+.PHONY: help setup lock data test lint pytest clean
 
 help:
-	@echo "make table7   regenerate Table 7 (default PROFILE=smoke: Fashion-MNIST proxy on CPU)"
+	@echo "make table7   regenerate Table 7 (default PROFILE=smoke: Fashion-MNIST proxy on CPU; CLUSTER=slurm to submit)"
+	@echo "make tables   every table; PROFILE=full for the paper setting"
 	@echo "make test     set up, lint (ruff) and run the test suite"
 	@echo "make setup    create $(VENV) from the hashed lock ($(LOCK)); no-op when up to date"
 	@echo "make lock     re-resolve $(LOCK) from pyproject.toml"
@@ -67,10 +68,24 @@ pytest: setup data
 
 test: lint pytest
 
-table7: setup data
-	@echo "make table7: the Table 7 pipeline (manifests, trainer, aggregator) is not yet available;" \
-	      "see the open issues. 'repro schedule etpp' shows the curriculum it will use." >&2
-	@exit 2
+# One target per paper table that reports experiments: run the manifest's pending runs (local executor, or one
+# SLURM array with CLUSTER=slurm), then render results/tableNN.{md,csv,tex} and plots from what has finished.
+TABLE_NUMBERS := 1 2 3 4 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 25
+TABLE_TARGETS := $(addprefix table,$(TABLE_NUMBERS))
+CLUSTER ?= local
+.PHONY: $(TABLE_TARGETS) tables
+
+$(TABLE_TARGETS): table%: setup data
+	@n=$$(printf %02d $*); status=0; \
+	if [ "$(CLUSTER)" = slurm ]; then \
+		$(PY) -m repro submit experiments/table$$n.yaml --profile $(PROFILE) --cluster slurm || status=$$?; \
+	else \
+		$(PY) -m repro run experiments/table$$n.yaml --profile $(PROFILE) || status=$$?; \
+	fi; \
+	$(PY) -m repro table $* --profile $(PROFILE) || status=$$?; \
+	exit $$status
+
+tables: $(TABLE_TARGETS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
