@@ -14,9 +14,10 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 from repro.errors import UserError
 
@@ -24,21 +25,26 @@ PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submiti
 RunState = Literal["new", "partial", "finished"]
 
 
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON to a temp file in the same directory, fsync, then rename over ``path``."""
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
+    """Write through ``write(file)`` to a temp file in the same directory, fsync, then rename over ``path``: a
+    reader (or a resumed run) sees the old file or the new one, never a torn one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=True, default=str)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    text = json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
 
 
 def git_sha(cwd: str | Path | None = None) -> str | None:

@@ -7,16 +7,14 @@ preemption checkpoints, so a requeued job always finds what the last one wrote.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from repro.launch.rundir import write_json_atomic
+from repro.launch.rundir import atomic_write, write_json_atomic
 
 PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
 
@@ -63,17 +61,8 @@ def load_rank(run_dir: Path, step: int, rank: int) -> dict[str, Any]:
 
 
 def _write(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temp file in the same directory, fsync, rename (atomic on POSIX)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """torch.save, atomically (temp file in the same directory, fsync, rename)."""
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_latest(run_dir: Path, warn: Callable[[str], None] = print) -> dict[str, Any] | None:
