@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "table": "repro.commands.table",
     "run": "repro.commands.run",
     "submit": "repro.commands.submit",  # also adds "status"
+    "sync": "repro.commands.sync",
     "cost": "repro.commands.cost",
     "train": "repro.commands.train",
     "eval": "repro.commands.eval",
