@@ -101,6 +101,10 @@ def test_official_integer_epochs():
     assert epochs[-4:] == [20, 20, 20, 20]
     compute = sum(e * (b / 224) ** 2 for e, b in zip(epochs, (96,) * 2 + (160,) * 4 + (224,) * 4, strict=True))
     assert compute == pytest.approx(200, abs=0.5)  # integer rounding moves the budget by a fraction of an epoch
+    # truncating the rescaled start epoch (the accounting behind Table 7's speedups) gives the first B=224 stage
+    # one more epoch: 235 * (160/224)^2 = 119.9 -> 119 instead of 120
+    floor = official_stage_epochs((96,) * 2 + (160,) * 4 + (224,) * 4, 200, resume="floor")
+    assert floor == epochs[:6] + [21, 20, 20, 20]
 
 
 @pytest.mark.parametrize(

@@ -400,13 +400,19 @@ def build(
     )
 
 
-def official_stage_epochs(resolutions: Sequence[int], epochs: int, reference_size: int = REFERENCE_SIZE) -> list[int]:
+def official_stage_epochs(
+    resolutions: Sequence[int],
+    epochs: int,
+    reference_size: int = REFERENCE_SIZE,
+    resume: Literal["round", "floor"] = "round",
+) -> list[int]:
     """Integer epochs per stage that the official ET++ release actually runs (``_ET_pp_main_*.py``).
 
     Stage i (of N equal-compute stages) is launched with ``--epochs rp_i = int(E * (224 / B_i)^2)`` and
-    ``--end_epoch int(rp_i / N * (i + 1))``; on resume the start epoch is rescaled by
-    ``round(end_{i-1} * B_{i-1}^2 / B_i^2)`` (``utils_buffer.auto_load_model``). The rounding makes the
-    compute of each stage differ slightly from 1/N of the budget.
+    ``--end_epoch int(rp_i / N * (i + 1))``; on resume the start epoch is the previous end rescaled by
+    ``B_{i-1}^2 / B_i^2``, rounded in the mirrored ``utils_buffer.auto_load_model`` (``resume="round"``). The paper's
+    Table 7 speedups are reproduced with that rescaling truncated instead (``resume="floor"``; see
+    :mod:`repro.models.cost`). The rounding makes each stage's compute differ slightly from 1/N of the budget.
     """
     n = len(resolutions)
     out: list[int] = []
@@ -414,7 +420,11 @@ def official_stage_epochs(resolutions: Sequence[int], epochs: int, reference_siz
     for i, b in enumerate(resolutions):
         rp = int(epochs * (reference_size * reference_size) / (b * b))
         end = int(rp / n * (i + 1))
-        start = 0 if prev_b is None else round(prev_end * (prev_b**2) / (b**2))
+        if prev_b is None:
+            start = 0
+        else:
+            scaled = prev_end * (prev_b**2) / (b**2)
+            start = math.floor(scaled) if resume == "floor" else round(scaled)
         out.append(max(0, end - start))
         prev_end, prev_b = end, b
     return out

@@ -26,13 +26,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from repro.core.budget import stage_compute
-from repro.core.curriculum import CostFn, build, ideal_cost
+from repro.core.curriculum import CostFn, build, ideal_cost, official_stage_epochs
 from repro.errors import UserError
 
 Rounding = Literal["floor", "round"]
@@ -77,20 +76,7 @@ def official_epochs(b_list: Sequence[int], epochs: int, final_size: int = 224, r
     ``(B_prev / B_i)^2``, truncated (``floor``, the accounting behind the paper's Table 7) or rounded (``round``,
     the mirrored release's ``auto_load_model``, as :func:`repro.core.curriculum.official_stage_epochs`).
     """
-    n = len(b_list)
-    out: list[int] = []
-    prev_end, prev_b = 0, 0
-    for i, b in enumerate(b_list):
-        rp = int(epochs * final_size * final_size / (b * b))
-        end = int(rp / n * (i + 1))
-        if i == 0:
-            start = 0
-        else:
-            scaled = prev_end * prev_b * prev_b / (b * b)
-            start = math.floor(scaled) if resume == "floor" else round(scaled)
-        out.append(max(0, end - start))
-        prev_end, prev_b = end, b
-    return out
+    return official_stage_epochs(b_list, epochs, final_size, resume)
 
 
 def official_compute(
