@@ -183,3 +183,10 @@ def test_two_fresh_runs_with_loader_workers_are_identical(tmp_path):
     losses = [[r["loss"] for r in records(tmp_path / d) if r["kind"] == "train"] for d in ("a", "b")]
     assert len(losses[0]) == a["steps"] and losses[0] == losses[1]
     assert a["top1"] == b["top1"]
+
+
+def test_lamb_gets_the_configured_betas(tmp_path):
+    """CSWin-Base and CAFormer train with LAMB (App. A.1): it must receive betas, not None (which crashes its step)."""
+    trainer = Trainer(cfg(opt="lamb", lr=8e-3), tmp_path)
+    assert trainer.optimizer.defaults["betas"] == (0.9, 0.999)
+    assert Trainer(cfg(opt="sgd"), tmp_path / "sgd").optimizer.defaults.get("betas") is None

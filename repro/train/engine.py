@@ -164,10 +164,10 @@ class Trainer:
             self.model = self.model.to(memory_format=torch.channels_last)
         from timm.optim import create_optimizer_v2
 
+        # Adam-family and LAMB take Table 24's betas; other optimizers (SGD...) have none
+        betas = {"betas": tuple(cfg.opt_betas)} if "adam" in cfg.opt or "lamb" in cfg.opt else {}
         self.optimizer = create_optimizer_v2(self.model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                             betas=tuple(cfg.opt_betas) if "adam" in cfg.opt else None) \
-            if "adam" in cfg.opt or "lamb" in cfg.opt else \
-            create_optimizer_v2(self.model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+                                             **betas)
         self.ddp_model = self.dist.wrap(self.model, self.device)
         self.ema = None
         if cfg.model_ema:
