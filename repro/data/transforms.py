@@ -65,15 +65,6 @@ class Augment:
             raise UserError(f"unknown frequency op {self.frequency_op!r}; known: {', '.join(FREQUENCY_OPS)}")
 
 
-def sample_seed(run_seed: int, position: int) -> int:
-    """Seed of the sample at ``position`` of the data stream (a 32-bit mix; independent of workers/ranks)."""
-    x = (run_seed * 0x9E3779B97F4A7C15 + position * 0xBF58476D1CE4E5B9 + 0x94D049BB133111EB) & (2**64 - 1)
-    x ^= x >> 31
-    x = (x * 0xD6E8FEB86659FD93) & (2**64 - 1)
-    x ^= x >> 32
-    return int(x & 0xFFFFFFFF)
-
-
 def seed_everything(seed: int) -> None:
     """Seed the three RNGs the timm / torchvision transforms draw from."""
     random.seed(seed)

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from repro.errors import UserError
+from repro.errors import UserError, read_yaml_mapping
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "slurm" / "profiles"
 _MEM_UNITS = {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}
@@ -172,19 +172,8 @@ def load_cluster_profile(name_or_path: str | Path, **overrides: Any) -> ClusterP
     """Read and validate a cluster profile (by name or path), then apply overrides; every problem is one
     ``UserError`` line naming the file, the field and what is expected."""
     path = profile_path(name_or_path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such cluster profile; available: {', '.join(available_profiles()) or 'none'} "
-                        f"(in {PROFILES_DIR})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise UserError(f"{path}: not valid YAML at {where}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a cluster profile must be a YAML mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "cluster profile", f"available: {', '.join(available_profiles()) or 'none'} "
+                             f"(in {PROFILES_DIR})")
     if "name" in data:
         raise UserError(f"{path}: name: the profile's name is its file name ({path.stem!r}); remove the field")
     profile = _validate({**data, "name": path.stem}, str(path))

@@ -23,10 +23,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from repro.errors import UserError
+from repro.errors import UserError, read_yaml_mapping
 
 Task = Literal["in1k", "in22k", "mae", "coco", "ade20k", "transfer", "analysis"]
 """in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training +
@@ -192,18 +191,7 @@ def _format_error(path: Path, err: ValidationError) -> str:
 def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest; any problem is one ``UserError`` line naming file, field and expectation."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such manifest; see experiments/ for the tables") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "?"
-        raise UserError(f"{path}: not valid YAML at {where}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a manifest must be a YAML mapping, got {type(data).__name__}")
+    data = read_yaml_mapping(path, "manifest", "see experiments/ for the tables")
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as err:

@@ -14,13 +14,9 @@ from typing import Any
 
 import torch
 
-from repro.launch.rundir import atomic_write, write_json_atomic
+from repro.launch.rundir import atomic_write
 
 PATTERN = re.compile(r"^checkpoint-(\d+)\.pt$")
-
-
-def write_json(path: Path, data: Any) -> None:
-    write_json_atomic(path, data)
 
 
 def checkpoints(run_dir: Path) -> list[Path]:

@@ -48,6 +48,7 @@ from repro.data.transforms import (
     eval_transform,
 )
 from repro.errors import UserError
+from repro.launch.rundir import write_json_atomic
 from repro.launch.signals import stop_if_preempted
 from repro.methods import get_method
 from repro.train import checkpoint as ckpt
@@ -395,7 +396,7 @@ class Trainer:
         self.log.write({**final, "kind": "final"})
         summary = self._summary(final)
         if self.dist.is_main:
-            ckpt.write_json(self.out / "summary.json", summary)
+            write_json_atomic(self.out / "summary.json", summary)
         self.log.close()
         return summary
 
@@ -480,7 +481,7 @@ def _as_tuple(x: Any) -> Any:
 def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None) -> dict[str, Any]:
     """Train (or resume) one run into ``out_dir``; returns its summary."""
     (Path(out_dir)).mkdir(parents=True, exist_ok=True)
-    ckpt.write_json(Path(out_dir) / "train_config.json", cfg.model_dump())
+    write_json_atomic(Path(out_dir) / "train_config.json", cfg.model_dump())
     trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)
     try:
         return trainer.train()
