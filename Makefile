@@ -20,12 +20,13 @@ help:
 	@echo "make setup    create $(VENV) from the hashed lock ($(LOCK)); no-op when up to date"
 	@echo "make lock     re-resolve $(LOCK) from pyproject.toml"
 
-# The virtualenv is rebuilt only when the lock or pyproject.toml changes.
+# The virtualenv is rebuilt only when the lock or pyproject.toml changes. --python names it explicitly: `python3 -m
+# uv` otherwise installs into the interpreter that started it, whatever VIRTUAL_ENV says.
 $(STAMP): $(LOCK) pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -c "import uv" 2>/dev/null || python3 -m pip install --quiet uv
 	$(UV) venv --quiet --allow-existing $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --require-hashes -r $(LOCK)
-	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --no-build-isolation -e .
+	$(UV) pip install --quiet --python $(PY) --require-hashes -r $(LOCK)
+	$(UV) pip install --quiet --python $(PY) --no-deps --no-build-isolation -e .
 	@touch $@
 
 setup: $(STAMP)
