@@ -124,12 +124,24 @@ class KeySampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
         return len(self.batches)
 
 
+def _leave_cores_to_workers(workers: int) -> None:
+    """On CPU, give torch the cores the data-loader workers do not use: with torch's default of one thread per
+    core, the workers and the model fight for cores and small-input steps (the curriculum's early stages)
+    slow down, which hides the wall-time saving (2 cores: baseline/ET++ wall time 1.0x -> 1.3-1.6x)."""
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - workers)))
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
         self.device = self._device()
+        if self.device.type == "cpu":
+            _leave_cores_to_workers(cfg.workers)
         self.method = get_method(cfg.method)
         self.out.mkdir(parents=True, exist_ok=True)
 
