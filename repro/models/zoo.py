@@ -115,8 +115,8 @@ def _full(e: ZooEntry, num_classes: int, img_size: int, **kwargs: Any) -> nn.Mod
 def _proxy(family: str, num_classes: int, img_size: int, **kwargs: Any) -> nn.Module:
     """A tiny member of ``family`` that runs at ``img_size`` and every curriculum B below it.
 
-    Below 112 pixels the strides shrink (DeiT patch 4, Swin patch 2 with 3 stages, PVT patches 2/2/2/2,
-    ConvNeXt patch 1) so that the smoke profile's 24-56 pixel inputs keep non-empty feature maps.
+    Below 112 pixels the strides shrink (DeiT patch 8, Swin patch 2 with 3 stages, PVT patches 2/2/2/2,
+    ConvNeXt patch 2) so that the smoke profile's 24-56 pixel inputs keep non-empty feature maps.
     """
     small = img_size < 112
     if family == "resnet":
@@ -127,12 +127,16 @@ def _proxy(family: str, num_classes: int, img_size: int, **kwargs: Any) -> nn.Mo
     if family == "convnext":
         from timm.models.convnext import ConvNeXt
 
-        return ConvNeXt(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), patch_size=1 if small else 4,
-                        num_classes=num_classes, **kwargs)
+        # timm's ConvNeXt always has 4 stages: /32 with patch 2 (its first stage then strides too), so B >= 32;
+        # ConvNeXt's schedules (ET, ET++'s ConvNeXt variant) never go below 32 at 56. Patch 1 (/8) was 12x slower.
+        model = ConvNeXt(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), patch_size=2 if small else 4,
+                         num_classes=num_classes, **kwargs)
+        model.repro_min_input_size = 32  # type: ignore[assignment]
+        return model
     if family == "deit":
         from timm.models.vision_transformer import VisionTransformer
 
-        patch = 4 if small else 16
+        patch = 8 if small else 16
         return VisionTransformer(img_size=img_size, patch_size=patch, embed_dim=64, depth=2, num_heads=2,
                                  num_classes=num_classes, dynamic_img_size=True, **kwargs)
     if family == "pvt":
@@ -272,6 +276,9 @@ def set_input_size(model: nn.Module, b: int) -> nn.Module:
     if b <= 0:
         raise UserError(f"input size must be positive, got {b}")
     fam = _family(model)
+    smallest = getattr(model, "repro_min_input_size", 1)
+    if b < smallest:
+        raise UserError(f"this {fam} model needs inputs of at least {smallest}x{smallest} (its strides), got B={b}")
     if fam == "swin":
         _swin_set_input_size(model, b)
     elif fam == "deit":
