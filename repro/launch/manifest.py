@@ -4,7 +4,8 @@ A manifest is data, not code. It holds the table's caption and labels, **every n
 reports** (so the aggregator can compare against it), and for each cell that comes from training the run that
 produces it -- task, model, method, schedule, budget and the overrides of a shared base configuration
 (``experiments/base/*.yaml``: Table 24 and the per-model exceptions of App. A). Profiles say how to run it:
-``full`` is the paper's setting, ``smoke`` the same rows on the Fashion-MNIST proxy on a CPU.
+``full`` is the paper's setting, ``smoke`` the same rows on the Fashion-MNIST proxy on a CPU; a profile given
+by name (``smoke: smoke``) is the shared ``experiments/profiles/<name>.yaml``.
 
 Columns say where a reproduced value comes from:
 
@@ -192,6 +193,10 @@ def load_manifest(path: str | Path) -> Manifest:
     """Read and validate a manifest; any problem is one ``UserError`` line naming file, field and expectation."""
     path = Path(path)
     data = read_yaml_mapping(path, "manifest", "see experiments/ for the tables")
+    profiles = data.get("profiles")
+    if isinstance(profiles, dict):
+        data["profiles"] = {name: _shared_profile(path, name, value) if isinstance(value, str) else value
+                            for name, value in profiles.items()}
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as err:
@@ -201,6 +206,17 @@ def load_manifest(path: str | Path) -> Manifest:
         named = int(match.group(1))
         raise UserError(f"{path}: table: file name says table {named} but the manifest says {manifest.table}")
     return manifest
+
+
+def _shared_profile(manifest: Path, profile: str, name: str) -> dict[str, Any]:
+    """``profiles: {smoke: smoke}`` names ``profiles/smoke.yaml`` next to the manifest (else in experiments/):
+    one definition of a profile that many tables share."""
+    for directory in (manifest.parent / "profiles", EXPERIMENTS_DIR / "profiles"):
+        if (directory / f"{name}.yaml").is_file():
+            return read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+    known = ", ".join(sorted(p.stem for p in (EXPERIMENTS_DIR / "profiles").glob("*.yaml"))) or "none"
+    raise UserError(f"{manifest}: profiles.{profile}: no shared profile {name!r} (expected "
+                    f"experiments/profiles/{name}.yaml; known: {known})")
 
 
 def manifest_path(table: int | str) -> Path:
