@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from repro.launch.rundir import RunDir
 from repro.train.log import MetricsLog
 
 
@@ -25,13 +26,16 @@ def test_metrics_jsonl_and_plain_lines(tmp_path: Path, capsys: pytest.CaptureFix
 @pytest.mark.slow
 def test_wandb_offline_resumes_the_same_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "offline")
+    RunDir(tmp_path).prepare({"lr": 1e-3}, group="table07")  # as the launcher does: the table is the group
     first = MetricsLog(tmp_path, wandb=True, config={"lr": 1e-3})
     assert first._wandb is not None, "wandb failed to start"
+    assert first._wandb.group == "table07"
     run_id = (tmp_path / "wandb_id.txt").read_text()
     first.write({"kind": "train", "step": 1, "loss": 2.5})
     first.close()
+    RunDir(tmp_path).prepare({"lr": 1e-3}, group="table12")  # a second table sharing the run keeps the group
     second = MetricsLog(tmp_path, wandb=True, config={"lr": 1e-3})
-    assert second._wandb is not None and second._wandb.id == run_id
+    assert second._wandb is not None and second._wandb.id == run_id and second._wandb.group == "table07"
     second.close()
     runs = sorted(p.name for p in (tmp_path / "wandb").glob("offline-run-*"))
-    assert len(runs) == 2 and all(r.endswith(run_id) for r in runs)
+    assert len(runs) == 2 and all(run_id in r for r in runs)  # "-1" suffix when both start in one second

@@ -99,7 +99,7 @@ def run_submit(args: argparse.Namespace) -> int:
     finished = lambda d: RunDir(d).state() == "finished"  # noqa: E731
     if not args.dry_run:
         for r, d in zip(runs, dirs, strict=True):
-            RunDir(d).prepare(r.config)
+            RunDir(d).prepare(r.config, group=f"table{r.table:02d}")
         executor = make_executor(cluster, folder, job_name=f"table{manifest.table:02d}-{args.profile}")
     else:
         executor = None

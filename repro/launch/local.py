@@ -83,7 +83,7 @@ def run_locally(
             log(f"no-run   {label}: {why}")
             continue
         resumed = rundir.state() == "partial"
-        rundir.prepare(run.config)
+        rundir.prepare(run.config, group=f"table{run.table:02d}")
         log(f"{'resume' if resumed else 'start':<8} {label}")
         try:
             runner(run.config, rundir.path)

@@ -21,6 +21,7 @@ from typing import IO, Any, Literal
 
 from repro.errors import UserError
 
+WANDB_GROUP_FILE = "wandb_group.txt"
 PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submitit", "pandas", "pydantic", "wandb")
 RunState = Literal["new", "partial", "finished"]
 
@@ -111,10 +112,14 @@ class RunDir:
         except ValueError:
             raise UserError(f"{self.config_path}: corrupt config; delete the run directory to start over") from None
 
-    def prepare(self, config: dict[str, Any]) -> None:
+    def prepare(self, config: dict[str, Any], group: str | None = None) -> None:
         """Create the directory with its config (or check that an existing one holds the same config) and record
-        the environment of this start."""
+        the environment of this start. ``group`` (the table that first asked for the run, e.g. ``table07``) is
+        its wandb group, kept in ``wandb_group.txt`` beside ``wandb_id.txt``: outside the config, so a run that
+        several tables share keeps one directory and one config hash."""
         self.path.mkdir(parents=True, exist_ok=True)
+        if group and not (self.path / WANDB_GROUP_FILE).exists():
+            (self.path / WANDB_GROUP_FILE).write_text(group + "\n")
         normalised = json.loads(json.dumps(config, default=str))
         if self.config_path.exists():
             if self.config() != normalised:

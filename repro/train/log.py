@@ -12,6 +12,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from repro.launch.rundir import WANDB_GROUP_FILE
+
 
 class MetricsLog:
     def __init__(self, out: Path, enabled: bool = True, wandb: bool = False, config: dict[str, Any] | None = None,
@@ -100,6 +102,9 @@ def _start_wandb(out: Path, config: dict[str, Any], project: str, group: str | N
         id_file = out / "wandb_id.txt"
         run_id = id_file.read_text().strip() if id_file.exists() else uuid.uuid4().hex[:12]
         id_file.write_text(run_id)
+        group_file = out / WANDB_GROUP_FILE  # the table that launched the run (RunDir.prepare)
+        if group is None and group_file.exists():
+            group = group_file.read_text().strip() or None
         return wandb.init(project=project, group=group, id=run_id, resume="allow", dir=str(out), config=config,
                           settings=wandb.Settings(init_timeout=30))
     except Exception as err:  # noqa: BLE001
