@@ -1,43 +1,59 @@
-"""Issue 7, point 6 on the local SLURM: a manifest submitted as one array finishes, renders, and a second
-submission submits nothing. The runner is the toy one (the engine plugs in through the same registry)."""
+"""Issue 7, point 6 on the local SLURM: a manifest submitted as one array trains real tiny models through the
+engine, finishes, renders, and a second submission submits nothing.
+
+The manifest is Table 7's, copied next to a ``profiles/smoke.yaml`` that shrinks the shared smoke profile to a
+fraction of an epoch (the shared-profile lookup prefers a profile beside the manifest), so the array's jobs
+take seconds of training each; everything else -- resolution, run directories, the job, the engine, the
+aggregator -- is what ``make table7 CLUSTER=slurm`` uses.
+"""
 
 from __future__ import annotations
 
-import os
+import json
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repro.cli import main
 
 pytestmark = pytest.mark.slurm
-TESTS = Path(__file__).resolve().parent
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 @pytest.fixture
-def cluster(monkeypatch):
+def cluster():
     from repro.launch.slurm_state import controller_answers, use_local_cluster_conf
 
     use_local_cluster_conf()
     problem = controller_answers()
     if problem:
         pytest.skip(f"local SLURM not up ({problem}); run slurm/local/up.sh or make test-slurm")
-    monkeypatch.setenv("REPRO_RUNNERS", "in1k=toy_runner:run")
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]))
+
+
+def _tiny_table7(tmp_path: Path) -> Path:
+    shutil.copy(EXPERIMENTS / "table07.yaml", tmp_path / "table07.yaml")
+    profile = yaml.safe_load((EXPERIMENTS / "profiles" / "smoke.yaml").read_text())
+    profile.update(epoch_scale=0.002, max_train_images=256)
+    profile["overrides"].update(max_val_images=128)
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "smoke.yaml").write_text(yaml.safe_dump(profile))
+    return tmp_path / "table07.yaml"
 
 
 def test_manifest_array_finishes_renders_and_is_idempotent(cluster, tmp_path, capsys):
-    runs = tmp_path / "runs"
-    args = ["submit", "7", "--profile", "smoke", "--only", "ResNet-50", "PVT-Tiny", "--runs", str(runs)]
+    manifest, runs = _tiny_table7(tmp_path), tmp_path / "runs"
+    args = ["submit", str(manifest), "--profile", "smoke", "--only", "ResNet-50", "--runs", str(runs)]
     assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "submitted 4 as one array" in out
-    deadline = time.time() + 120
+    assert "submitted 2 as one array" in capsys.readouterr().out
+    status = ""
+    deadline = time.time() + 240
     while time.time() < deadline:
-        assert main(["status", "7", "--only", "ResNet-50", "PVT-Tiny", "--runs", str(runs)]) == 0
+        assert main(["status", str(manifest), "--only", "ResNet-50", "--runs", str(runs)]) == 0
         status = capsys.readouterr().out
-        if "table 7 (smoke): 4 finished" in status:
+        if "table 7 (smoke): 2 finished" in status:
             break
         assert "failed" not in status, status
         time.sleep(2)
@@ -45,6 +61,25 @@ def test_manifest_array_finishes_renders_and_is_idempotent(cluster, tmp_path, ca
         pytest.fail(f"runs did not finish in time:\n{status}")
     assert main(args) == 0
     assert "submitted 0 as one array" in capsys.readouterr().out
-    assert main(["table", "7", "--runs", str(runs), "--out", str(tmp_path / "res"), "--no-plots"]) == 0
-    md = (tmp_path / "res" / "table07.md").read_text()
-    assert "78.8 / **90**" in md and "75.9 / **90.5**" in md
+
+    # real engine runs: the curriculum's stages, a measured top-1, the table's wandb group
+    for d in runs.iterdir():
+        if d.name.startswith("_"):
+            continue
+        summary = json.loads((d / "summary.json").read_text())
+        assert 0 < summary["top1"] <= 100 and summary["wall_time_s"] > 0
+        assert summary["method"] in ("baseline", "efficienttrain++")
+        assert (d / "wandb_group.txt").read_text().strip() == "table07"
+        assert json.loads((d / "environment.json").read_text())[0]["packages"]["torch"]
+    assert main(["table", str(manifest), "--runs", str(runs), "--out", str(tmp_path / "res"), "--no-plots"]) == 0
+    rendered = {(r["row"], r["column"]): r for r in _csv(tmp_path / "res" / "table07.csv")}
+    for column in ("baseline_top1", "etpp_top1", "walltime_speedup"):
+        assert rendered["ResNet-50", column]["reproduced"] not in ("", None), column
+    assert rendered["ResNet-50", "baseline_top1"]["paper"] == "78.8"
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    with path.open() as f:
+        return list(csv.DictReader(f))
