@@ -120,6 +120,13 @@ def test_results_lookup() -> None:
     assert lookup("Swin-Tiny", "gflops", {}) == pytest.approx(4.49, abs=0.01)
     assert lookup("Swin-Tiny", "computation_speedup", {}) == pytest.approx(1.51, abs=0.01)
     assert lookup("not-a-model", "gflops", {}) is None
+    # Table 3: 150 epochs of low-frequency crops at B=128, then 150 at 224 (paper: 0.66 for both models)
+    run = {"method": "lfc-curriculum", "epochs": 300, "lfc_window": 128, "lfc_epochs": [1, 150]}
+    assert lookup("DeiT-Small", "relative_cost", run) == pytest.approx(0.66, abs=0.006)
+    assert lookup("Swin-Tiny", "relative_cost", {**run, "lfc_epochs": [1, 300], "lfc_window": 96}) == pytest.approx(
+        0.18, abs=0.006)
+    assert lookup("Swin-Tiny", "relative_cost", {"method": "baseline", "epochs": 300}) == 1.0
+    assert lookup("Swin-Tiny", "relative_cost", {"method": "efficienttrain++"}) is None
 
 
 def test_unknown_model_is_one_line_with_close_matches(capsys: pytest.CaptureFixture[str]) -> None:

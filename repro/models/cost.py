@@ -202,7 +202,9 @@ def table3() -> list[dict[str, Any]]:
 
 # -- the results aggregator's hook (repro.results.costs) -------------------------------------------------------
 def lookup(model: str, metric: str, config: dict[str, Any]) -> float | None:
-    """Value of a cost column for a Table 7 row: ``params_m``, ``gflops`` or ``computation_speedup``."""
+    """Value of a cost column: ``params_m``, ``gflops`` or ``computation_speedup`` (Table 7), or
+    ``relative_cost`` (Table 3) of the run whose ``config`` holds its method, epochs and ``lfc_window`` /
+    ``lfc_epochs`` (first and last epoch of low-frequency cropping), relative to its baseline."""
     from repro.models.flops import measured
     from repro.models.zoo import entry
 
@@ -217,6 +219,13 @@ def lookup(model: str, metric: str, config: dict[str, Any]) -> float | None:
         return measured(e.timm, size).gflops
     if metric == "computation_speedup":
         return computation_speedup(e.timm)
+    if metric == "relative_cost":
+        if config.get("method") == "baseline":
+            return 1.0
+        if "lfc_window" in config and "lfc_epochs" in config:
+            first, last = config["lfc_epochs"]
+            cropped = int(last) - int(first) + 1
+            return table3_cost(e.paper, int(config["lfc_window"]), (cropped, int(config.get("epochs", 300)) - cropped))
     return None
 
 
