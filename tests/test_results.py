@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -109,3 +110,15 @@ def test_shared_runs_resolve_to_one_directory():
         "ResNet-50", "baseline"
     ]
     assert len(set(smoke.values())) == len(smoke) == 38
+
+
+def test_committed_table7_is_in_the_readme():
+    """results/table07.md (from `make table7` on a fresh clone) is what the README shows, and it is complete."""
+    root = Path(__file__).resolve().parents[1]
+    rendered = (root / "results" / "table07.md").read_text().strip()
+    readme = (root / "README.md").read_text()
+    block = readme.split("<!-- results/table07.md: begin -->")[1].split("<!-- results/table07.md: end -->")[0]
+    assert block.strip() == rendered
+    assert "114 of 114 cells reproduced" in rendered and "Profile `smoke`" in rendered
+    frame = pd.read_csv(root / "results" / "table07.csv")
+    assert len(frame) == 114 and set(frame["status"]) == {"finished"} and set(frame["profile"]) == {"smoke"}

@@ -69,7 +69,8 @@ def plot_accuracy_vs_cost(
             ax.plot([1.0, 1.0 / ratio], [r[baseline], r[method]], color=color, lw=1)
             ax.scatter([1.0], [r[baseline]], color=color, marker="o", s=20)
             ax.scatter([1.0 / ratio], [r[method]], color=color, marker="*", s=70, label=model)
-        ax.set_xlabel("relative training cost (baseline = 1)")
+        ax.set_xlabel("relative training computation (baseline = 1)" if name == "paper"
+                      else "relative training wall time, measured (baseline = 1)")
         ax.set_ylabel("top-1 accuracy (%)")
         ax.set_title("paper" if name == "paper" else f"reproduced ({profile})", fontsize=10)
         if not ax.get_legend_handles_labels()[0]:
