@@ -89,3 +89,21 @@ def test_rundir_guards(tmp_path):
     write_json_atomic(d.path / "summary.json", {"top1": 1.0})
     assert d.state() == "finished"
     assert not list(d.path.glob(".*.tmp"))
+
+
+def test_readme_lists_what_runs_today():
+    """The README's 'What runs today' table: per manifest, runs with a runner / distinct runs (smoke profile)."""
+    import re
+    from pathlib import Path
+
+    from repro.launch.manifest import all_manifests
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = {int(n): (int(a), int(b)) for n, a, b in re.findall(r"^\| (\d+) \| (\d+) / (\d+) \|", readme, re.M)}
+    actual = {}
+    for path in all_manifests():
+        manifest = load_manifest(path)
+        runs = {r.run_id: r for r in resolve(manifest, "smoke")}
+        runnable = sum(local.runner_for(r.config)[0] is not None for r in runs.values())
+        actual[manifest.table] = (runnable, len(runs))
+    assert listed == actual
