@@ -70,7 +70,8 @@ pytest: setup data
 test: lint pytest
 
 # One target per paper table that reports experiments: run the manifest's pending runs (local executor, or one
-# SLURM array with CLUSTER=slurm), then render results/tableNN.{md,csv,tex} and plots from what has finished.
+# SLURM array with CLUSTER=slurm; WAIT=1 follows it to the end), then render results/tableNN.{md,csv,tex} and
+# plots from what has finished (with CLUSTER=slurm, run it again later to refresh: nothing is submitted twice).
 TABLE_NUMBERS := 1 2 3 4 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 25
 TABLE_TARGETS := $(addprefix table,$(TABLE_NUMBERS))
 CLUSTER ?= local
@@ -79,7 +80,8 @@ CLUSTER ?= local
 $(TABLE_TARGETS): table%: setup data
 	@n=$$(printf %02d $*); status=0; \
 	if [ "$(CLUSTER)" = slurm ]; then \
-		$(PY) -m repro submit experiments/table$$n.yaml --profile $(PROFILE) --cluster slurm || status=$$?; \
+		$(PY) -m repro submit experiments/table$$n.yaml --profile $(PROFILE) --cluster slurm \
+			$(if $(WAIT),--wait) || status=$$?; \
 	else \
 		$(PY) -m repro run experiments/table$$n.yaml --profile $(PROFILE) || status=$$?; \
 	fi; \

@@ -27,6 +27,14 @@ def test_full_dry_run_prints_a_plan(tmp_path, capsys):
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
 
 
+def test_runs_without_a_runner_are_named_not_submitted(tmp_path, capsys):
+    """Table 12's IN-22K runs have no runner yet: a job for them would only fail, so none is planned."""
+    assert main(["submit", "12", "--profile", "full", "--dry-run", "--runs", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("no runner for task 'in22k' yet") == 14
+    assert "0 runs, would submit 0 as one array (14 more have no runner)" in out
+
+
 def test_overrides_reach_the_sbatch_script(tmp_path, capsys):
     args = ["submit", "7", "--profile", "full", "--dry-run", "--runs", str(tmp_path), "--only", "DeiT-Tiny"]
     assert main([*args, "--set", "partition=a100", "--set", "time=12:00:00", "--set", "nodes=1"]) == 0

@@ -33,6 +33,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a cluster-profile field, e.g. --set partition=gpu --set time=12:00:00")
     p.add_argument("--dry-run", action="store_true", help="print the plan (runs, resources, sbatch) and submit nothing")
+    p.add_argument("--wait", action="store_true",
+                   help="after submitting, follow the runs until none is queued or running; exit 1 if any failed")
+    p.add_argument("--poll", type=float, default=10.0, metavar="S", help="seconds between checks with --wait")
     p.set_defaults(run=run_submit)
 
     s = subparsers.add_parser(
@@ -94,6 +97,9 @@ def run_submit(args: argparse.Namespace) -> int:
         else DEFAULT_CLUSTER_PROFILE["smoke"]
     )
     cluster = load_cluster_profile(name, **_overrides(args.set))
+    without_runner = len(runs)
+    runs = _with_runner(runs)
+    without_runner -= len(runs)
     dirs = [root / r.run_id for r in runs]
     folder = root / "_submitit"
     finished = lambda d: RunDir(d).state() == "finished"  # noqa: E731
@@ -109,7 +115,7 @@ def run_submit(args: argparse.Namespace) -> int:
     hours = cluster.time / 60
     verb = "would submit" if args.dry_run else "submitted"
     print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(outcome)} runs, "
-          f"{verb} {len(todo)} as one array")
+          f"{verb} {len(todo)} as one array" + (f" ({without_runner} more have no runner)" if without_runner else ""))
     print(f"per run: {cluster.nodes} node(s) x {cluster.gpus_per_node} GPU(s), time limit {hours:g} h; "
           f"at most {len(todo) * max(gpus, 1) * hours:g} {'GPU' if gpus else 'CPU-job'}-hours for this submission")
     jobs = {d: job for d, _, job in outcome}
@@ -121,7 +127,44 @@ def run_submit(args: argparse.Namespace) -> int:
         print(f"  {r.row:<16} {r.key:<9} {r.config.get('method', ''):<17} epochs {epochs:<7g} {r.run_id}  {action}")
     if args.dry_run:
         print("\nsbatch script of one run:\n" + sbatch_script(cluster, folder, f"table{manifest.table:02d}"))
-    return 0
+        return 0
+    return _wait(dirs, args.poll) if args.wait else 0
+
+
+def _with_runner(runs: list[Any]) -> list[Any]:
+    """The runs a job could train; the others are named with the reason (a job for them would only fail)."""
+    from repro.launch.local import runner_for
+
+    keep = []
+    for r in runs:
+        runner, why = runner_for(r.config)
+        if runner is None:
+            print(f"no-run   {r.row} / {r.key} [{r.run_id}]: {why}")
+        else:
+            keep.append(r)
+    return keep
+
+
+def _wait(dirs: list[Path], poll: float) -> int:
+    """Follow the runs until each is finished, failed (attempts used up or not resubmitted) or pending."""
+    import time
+
+    from repro.launch.job import run_statuses
+    from repro.launch.rundir import RunDir
+
+    last = ""
+    while True:
+        statuses = run_statuses(dirs, finished=lambda d: RunDir(d).state() == "finished")
+        counts: dict[str, int] = {}
+        for st in statuses:
+            counts[st.state] = counts.get(st.state, 0) + 1
+        line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        if line != last:
+            print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
+            last = line
+        if not counts.keys() & {"queued", "running", "preempted", "unknown"}:
+            return 1 if counts.get("failed") else 0
+        time.sleep(poll)
 
 
 def run_status(args: argparse.Namespace) -> int:
