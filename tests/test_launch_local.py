@@ -107,3 +107,18 @@ def test_readme_lists_what_runs_today():
         runnable = sum(local.runner_for(r.config)[0] is not None for r in runs.values())
         actual[manifest.table] = (runnable, len(runs))
     assert listed == actual
+
+
+def test_same_cost_as_baseline_resolves_to_epochs():
+    """Table 9: ET at the baseline's cost. Table 5's ET costs 195.9 equivalent epochs per 300 real ones, so the
+    same cost as 300 standard epochs is 459 real epochs; ET++ (compute axis) stays at 300; the engine accepts it."""
+    from repro.launch.resolve import same_cost_epochs
+    from repro.train.config import from_resolved
+
+    assert same_cost_epochs("et", 300, 224, "table10") == 459.0
+    assert same_cost_epochs("etpp", 300, 224, "table10") == 300.0
+    runs = {(r.row, r.key): r.config for r in resolve(load_manifest(manifest_path(9)), "full")}
+    assert runs["DeiT-Tiny", "et"]["epochs"] == 459.0 and runs["DeiT-Tiny", "baseline"]["epochs"] == 300
+    smoke = {(r.row, r.key): r.config for r in resolve(load_manifest(manifest_path(9)), "smoke")}
+    assert smoke["DeiT-Small", "et"]["epochs"] == pytest.approx(459 * 0.02)
+    assert from_resolved(smoke["DeiT-Small", "et"]).epochs == pytest.approx(9.18)

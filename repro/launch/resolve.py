@@ -72,6 +72,17 @@ def config_hash(config: dict[str, Any]) -> str:
 EVAL_PREFIX = "eval_"  # overrides that change how a trained run is evaluated, not the training itself
 
 
+def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, adapt: str) -> float:
+    """Epochs of ``schedule`` whose training compute equals ``baseline_epochs`` standard epochs (Table 9: "our
+    method is configured to have the same training cost as the baselines"): equivalent epochs grow linearly
+    with the schedule's epochs, so one probe suffices (ET, Table 5: 300 real epochs cost 195.9 -> 459, rounded to
+    whole epochs as a training run has them)."""
+    from repro.core.curriculum import build
+
+    probe = build(schedule, epochs=baseline_epochs, final_size=final_size, adapt=adapt).equivalent_epochs
+    return float(round(baseline_epochs * baseline_epochs / probe))
+
+
 def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig | None) -> dict[str, Any]:
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
@@ -96,6 +107,8 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
     config.update({k: v for k, v in spec.overrides.items() if not k.startswith(EVAL_PREFIX)})
+    if config.get("same_cost_as_baseline") and epochs is not None:
+        epochs = same_cost_epochs(spec.schedule or "baseline", float(epochs), final_size, profile.adapt)
     config.update(
         profile=profile_name,
         epochs=None if epochs is None else epochs * profile.epoch_scale,
