@@ -21,7 +21,8 @@ from repro.launch.rundir import RunDir
 
 Runner = Callable[[dict[str, Any], Path], Any]
 
-# task -> "module:function"; a runner module may define SUPPORTED_METHODS (a set of method names).
+# task -> "module:function"; a runner module may define SUPPORTED_METHODS (a set of method names) and
+# check(config) -> str (why it cannot train a config, "" if it can).
 RUNNERS: dict[str, str] = {
     "in1k": "repro.train.runner:run",
 }
@@ -59,6 +60,10 @@ def runner_for(config: dict[str, Any]) -> tuple[Runner | None, str]:
     supported = getattr(module, "SUPPORTED_METHODS", None)
     if supported is not None and method not in supported:
         return None, f"no runner for method {method!r} yet (supported: {', '.join(sorted(supported))})"
+    check = getattr(module, "check", None)
+    problem = check(config) if check is not None else ""
+    if problem:
+        return None, problem
     return getattr(module, func_name), ""
 
 

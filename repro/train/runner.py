@@ -29,6 +29,16 @@ def _randaug(aa: str | None) -> dict[str, float]:
     return {"randaug_magnitude": float(m.group(1)), **({"randaug_std": float(std.group(1))} if std else {})}
 
 
+def check(config: dict[str, Any]) -> str:
+    """Why the engine cannot train ``config`` ("" if it can): the launcher reports such a run by name up front
+    instead of starting (or submitting) it only to fail."""
+    try:
+        from_resolved(config, **_randaug(config.get("aa")))
+    except UserError as err:
+        return str(err)
+    return ""
+
+
 def run(config: dict[str, Any], run_dir: Path) -> None:
     extra = _randaug(config.get("aa"))
     cfg = from_resolved(config, **extra)
