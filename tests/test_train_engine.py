@@ -190,3 +190,22 @@ def test_lamb_gets_the_configured_betas(tmp_path):
     trainer = Trainer(cfg(opt="lamb", lr=8e-3), tmp_path)
     assert trainer.optimizer.defaults["betas"] == (0.9, 0.999)
     assert Trainer(cfg(opt="sgd"), tmp_path / "sgd").optimizer.defaults.get("betas") is None
+
+
+def test_table19_ablations_fixed_randaug_and_other_frequency_op(tmp_path):
+    """Table 19 (a): without Linear RandAug every sample gets m = 9 from the first step; (b): frequency_op
+    replaces the method's way of reaching B (ET++'s low-pass + Lanczos by a plain bicubic resize)."""
+    def magnitudes(trainer: Trainer) -> set[float]:
+        keys = trainer._loader(trainer.plan[0], 0).batch_sampler.batches
+        return {m for batch in keys for (_, _, m, _) in batch}
+
+    linear = Trainer(cfg(method="efficienttrain++", epochs=2), tmp_path / "a")
+    fixed = Trainer(cfg(method="efficienttrain++", epochs=2, linear_randaug=False), tmp_path / "b")
+    assert max(magnitudes(linear)) < 2.0 and magnitudes(fixed) == {9.0}
+    assert linear.train_set.transform.cfg.frequency_op == "downsample"
+    resize = Trainer(cfg(method="efficienttrain++", epochs=2, frequency_op="bicubic"), tmp_path / "c")
+    assert resize.train_set.transform.cfg.frequency_op == "bicubic"
+    x, _ = resize.train_set[(0, 12, 9.0, 0)]
+    assert x.shape[-1] == 12
+    with pytest.raises(ValueError, match="frequency_op"):
+        cfg(frequency_op="nearest")

@@ -54,6 +54,10 @@ class TrainConfig(BaseModel):
     reprob: float = Field(default=0.25, ge=0, le=1)
     randaug_magnitude: float = Field(default=9.0, ge=0)  # the final m (m rises 0 -> 9 in ET/ET++)
     randaug_std: float = Field(default=0.5, ge=0)
+    # ablations (Table 19): RandAug m fixed at randaug_magnitude instead of rising with the curriculum (a), and
+    # another operation than the method's to reach B (b): crop (ET), downsample (ET++), bicubic (plain resize)
+    linear_randaug: bool = True
+    frequency_op: Literal["crop", "downsample", "bicubic"] | None = None
     model_ema: bool = False
     model_ema_decay: float = Field(default=0.9999, gt=0, lt=1)
     layer_scale_init_value: float | None = None
@@ -81,7 +85,8 @@ class TrainConfig(BaseModel):
 
 
 # Keys of a resolved manifest config that are bookkeeping, not training settings.
-RESOLVED_ONLY = {"task", "profile", "timm_model", "sched", "input_size", "aa"}
+# same_cost_as_baseline (Table 9) is resolved into the run's epochs by repro.launch.resolve.
+RESOLVED_ONLY = {"task", "profile", "timm_model", "sched", "input_size", "aa", "same_cost_as_baseline"}
 
 
 def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:

@@ -152,7 +152,8 @@ class Trainer:
         mean, std = (FMNIST_MEAN, FMNIST_STD) if cfg.dataset == "fashion-mnist" else (IMAGENET_MEAN, IMAGENET_STD)
         self.train_set = CurriculumDataset(
             base_train,
-            CurriculumTransform(Augment(cfg.final_size, self.method.frequency_op, tuple(cfg.crop_scale), 0.5,
+            CurriculumTransform(Augment(cfg.final_size, cfg.frequency_op or self.method.frequency_op,
+                                        tuple(cfg.crop_scale), 0.5,
                                         cfg.randaug_std, cfg.reprob, mean, std)),
         )
         crop_pct = 1.0 if cfg.dataset == "fashion-mnist" else cfg.crop_pct
@@ -238,7 +239,8 @@ class Trainer:
         step = start_step + pending
         world, rank = self.dist.world, self.dist.rank
         while step < end:
-            magnitude = self.curriculum.magnitude_at(stage.fraction(step)) * self.cfg.randaug_magnitude / 9.0
+            magnitude = (self.curriculum.magnitude_at(stage.fraction(step)) * self.cfg.randaug_magnitude / 9.0
+                         if self.cfg.linear_randaug else self.cfg.randaug_magnitude)
             keys = [(stream.index(p), stage.resolution, magnitude, _sample_seed(self.cfg.seed, p))
                     for p in range(position, position + stage.batch_size)]
             batches.append(keys[rank::world])
