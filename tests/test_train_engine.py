@@ -201,7 +201,7 @@ def test_table19_ablations_fixed_randaug_and_other_frequency_op(tmp_path):
 
     linear = Trainer(cfg(method="efficienttrain++", epochs=2), tmp_path / "a")
     fixed = Trainer(cfg(method="efficienttrain++", epochs=2, linear_randaug=False), tmp_path / "b")
-    assert max(magnitudes(linear)) < 2.0 and magnitudes(fixed) == {9.0}
+    assert max(magnitudes(linear)) < 2.0 and magnitudes(fixed) == {9.0} and fixed._magnitude(0.0) == 9.0
     assert linear.train_set.transform.cfg.frequency_op == "downsample"
     resize = Trainer(cfg(method="efficienttrain++", epochs=2, frequency_op="bicubic"), tmp_path / "c")
     assert resize.train_set.transform.cfg.frequency_op == "bicubic"

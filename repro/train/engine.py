@@ -229,6 +229,13 @@ class Trainer:
     def _lr(self, stage: StagePlan, step: int) -> float:
         return stage.peak_lr * self.lr_schedule(self.curriculum.axis_progress(stage.fraction(step)))
 
+    def _magnitude(self, fraction: float) -> float:
+        """RandAug m applied at a point of the curriculum: it rises to the final m with the curriculum (Tables 5, 6;
+        ``randaug_magnitude`` rescales the paper's 9), or stays at the final m (Table 19 (a), no Linear RandAug)."""
+        if not self.cfg.linear_randaug:
+            return self.cfg.randaug_magnitude
+        return self.curriculum.magnitude_at(fraction) * self.cfg.randaug_magnitude / 9.0
+
     def _loader(self, stage: StagePlan, start_step: int) -> Any:
         """Fresh batches of ``stage`` from ``start_step`` on, as keys for the workers."""
         n_rep = self.cfg.n_replay
@@ -239,8 +246,7 @@ class Trainer:
         step = start_step + pending
         world, rank = self.dist.world, self.dist.rank
         while step < end:
-            magnitude = (self.curriculum.magnitude_at(stage.fraction(step)) * self.cfg.randaug_magnitude / 9.0
-                         if self.cfg.linear_randaug else self.cfg.randaug_magnitude)
+            magnitude = self._magnitude(stage.fraction(step))
             keys = [(stream.index(p), stage.resolution, magnitude, _sample_seed(self.cfg.seed, p))
                     for p in range(position, position + stage.batch_size)]
             batches.append(keys[rank::world])
@@ -392,7 +398,7 @@ class Trainer:
                     dt = time.perf_counter() - t_log
                     self.log.write({"kind": "train", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
                                     "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
-                                    "magnitude": self.curriculum.magnitude_at(f_prev), "lr": lr, "loss": loss,
+                                    "magnitude": self._magnitude(f_prev), "lr": lr, "loss": loss,
                                     "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
                                     "wall_time_s": self.train_seconds}, progress=(self.step, self.total_steps))
                     t_log, n_log = time.perf_counter(), 0
