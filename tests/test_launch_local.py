@@ -58,6 +58,15 @@ def test_failures_and_interruptions(toy, tmp_path, capsys):
     assert "resume" in capsys.readouterr().out
 
 
+def test_setup_error_stops_the_table_with_one_line(toy, tmp_path, capsys):
+    """A UserError (e.g. no data set) would hit every run: stop at the first, one line, exit 2, log kept."""
+    assert main(["run", "7", "--only", "CSWin-Tiny", "CSWin-Small", "--runs", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CSWin-Tiny / baseline" in err and "Fashion-MNIST not found (toy)" in err
+    assert len(toy) == 1  # the other three runs were not started
+    assert "UserError" in next(tmp_path.glob("cswin-tiny-baseline-*/error.log")).read_text()
+
+
 def test_missing_runner_is_reported_by_name(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
     monkeypatch.setattr(toy_runner, "SUPPORTED_METHODS", {"baseline"})

@@ -13,6 +13,10 @@ CALLS: list[tuple[str, bool]] = []
 def run(config: dict[str, Any], run_dir: Path) -> None:
     resumed = (run_dir / "progress.json").exists()
     CALLS.append((run_dir.name, resumed))
+    if config.get("model") == "CSWin-Tiny":
+        from repro.errors import UserError
+
+        raise UserError("Fashion-MNIST not found (toy)")  # a set-up problem every run would hit
     if config.get("model") == "DeiT-Tiny":
         raise RuntimeError("loss is nan at step 3 (stage 1)")
     if config.get("model") == "Swin-Tiny" and config["method"] == "baseline" and not resumed:

@@ -3,7 +3,9 @@
 Each resolved run goes to the runner registered for its task (``RUNNERS``: task -> "module:function"); the
 function receives the resolved config and the run directory and must resume from whatever the directory
 holds. Finished runs are skipped, unfinished ones resumed. A task or method without a runner is reported by
-name -- never faked.
+name -- never faked. A run that fails goes to its ``error.log`` and the others go on, except for a
+``UserError`` (bad input or set-up, e.g. no data set): it stops the loop with its one line, since every later
+run would fail the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from repro.errors import UserError
 from repro.launch.resolve import ResolvedRun
 from repro.launch.rundir import RunDir
 
@@ -94,6 +97,9 @@ def run_locally(
             runner(run.config, rundir.path)
         except KeyboardInterrupt:
             raise
+        except UserError as err:  # bad input or set-up (missing data set...): every other run would hit it too
+            (rundir.path / "error.log").write_text(traceback.format_exc())
+            raise UserError(f"{label}: {err}") from None
         except Exception as err:  # one failed run must not stop the others; its log is in the run dir
             (rundir.path / "error.log").write_text(traceback.format_exc())
             outcomes.append(Outcome(run, "failed", f"{type(err).__name__}: {err}"))
@@ -113,8 +119,6 @@ def train_run_dir(run_dir: str | Path) -> None:
     """Train (or resume) the run whose resolved config is in ``run_dir``: the function cluster jobs call
     (``RunJob(run_dir, "repro.launch.local:train_run_dir")``). A run without a runner is a ``UserError``, which
     the job never retries."""
-    from repro.errors import UserError
-
     rundir = RunDir(run_dir)
     if rundir.state() == "finished":
         return
