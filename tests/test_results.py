@@ -97,6 +97,7 @@ def test_compare_exit_status(table7_runs, capsys):
     assert main(["compare", "--table", "7", "--runs", str(root)]) == 1
     out = capsys.readouterr().out
     assert "ResNet-50 / baseline_top1: paper 78.8, reproduced 90.1" in out
+    assert "table 7 (smoke):" in out and "proxy runs (Fashion-MNIST, CPU): only the cost columns" in out
     assert main(["compare", "--table", "7", "--runs", str(root), "--tolerance", "50"]) == 0
 
 

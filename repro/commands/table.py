@@ -94,7 +94,9 @@ def run_compare(args: argparse.Namespace) -> int:
         manifest, frame = _frame(table, args.profile, args.runs)
         off = outside_tolerance(frame, args.tolerance)
         have = int(frame["reproduced"].notna().sum())
-        print(f"table {manifest.table}: {have} reproduced, {len(off)} outside tolerance")
+        proxy = bool(frame["proxy"].any()) if "proxy" in frame else False
+        print(f"table {manifest.table} ({args.profile}): {have} reproduced, {len(off)} outside tolerance"
+              + (" -- proxy runs (Fashion-MNIST, CPU): only the cost columns are expected to match" if proxy else ""))
         for r in off.itertuples():
             print(f"  {r.row} / {r.column}: paper {r.paper:g}, reproduced {r.reproduced:.4g} ({r.delta:+.3g})")
         bad += len(off)
