@@ -150,3 +150,12 @@ def test_schedule_invariants(name, epochs, gamma, fractions):
         assert stage.start <= f <= stage.end
         assert c.fraction_at_epoch(c.epoch_at(f)) == pytest.approx(f, abs=1e-9)
         assert 0 <= c.axis_progress(f) <= 1
+
+
+def test_linear_adaptation_of_a_table10_run():
+    """A proxy of a Table 10 run (384^2, proxy final 96) takes the paper's B at 384 (ET: 160, 272, 384 -- Sec.
+    6.1.1's 160, (160+gamma)/2, gamma) scaled by 96/384, not the 224 B scaled by 96/224 (which gave 69: no
+    Swin patch grid and another curriculum); at 224 nothing changes."""
+    assert build("et", final_size=96, adapt="linear", reference_final=384).resolutions == (40, 68, 96)
+    assert build("etpp", final_size=128, adapt="linear", reference_final=512).resolutions == (24, 76, 128)
+    assert build("et", final_size=56, adapt="linear").resolutions == (40, 48, 56)

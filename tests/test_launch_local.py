@@ -131,3 +131,17 @@ def test_same_cost_as_baseline_resolves_to_epochs():
     smoke = {(r.row, r.key): r.config for r in resolve(load_manifest(manifest_path(9)), "smoke")}
     assert smoke["DeiT-Small", "et"]["epochs"] == pytest.approx(459 * 0.02)
     assert from_resolved(smoke["DeiT-Small", "et"]).epochs == pytest.approx(9.18)
+
+
+def test_table10_proxies_follow_the_paper_rule_at_their_size():
+    """Table 10's 384/512 runs at smoke: final 96/128 and the paper's B at 384/512 scaled down; the 224 runs (and
+    Table 7's) carry no paper_final_size, so their run ids do not change."""
+    from repro.core.curriculum import build
+    from repro.train.config import from_resolved
+
+    runs = {(r.row, r.key): r.config for r in resolve(load_manifest(manifest_path(10)), "smoke")}
+    et384 = from_resolved(runs["EfficientTrain", "r384"])
+    assert (et384.final_size, et384.paper_final_size) == (96, 384)
+    assert build("et", final_size=96, adapt="linear", reference_final=384).resolutions == (40, 68, 96)
+    assert "paper_final_size" not in runs["EfficientTrain", "r224"]
+    assert all("paper_final_size" not in r.config for r in resolve(load_manifest(manifest_path(7)), "smoke"))

@@ -330,13 +330,16 @@ def build(
     final_size: int = REFERENCE_SIZE,
     cost: CostFn | None = None,
     adapt: Literal["table10", "linear"] = "table10",
+    reference_final: int = REFERENCE_SIZE,
 ) -> Curriculum:
     """Resolve a curriculum for a budget, a final size and a cost function.
 
     ``epochs`` overrides the spec's budget on its own axis (real epochs for ``et``, equivalent epochs for
     ``etpp``; Table 25 / Fig. 7 scale it linearly). ``adapt`` chooses how B values follow ``final_size``:
-    ``table10`` is the paper's rule (Table 10); ``linear`` scales every B by final_size / 224 (for proxies
-    whose relative costs must stay those of the paper: 56 and 112 keep every B an integer).
+    ``table10`` is the paper's rule (Table 10); ``linear`` takes the B values of the paper's rule at
+    ``reference_final`` (the paper-scale final size the run stands for: 224, or 384 / 512 in Table 10) and scales
+    them by final_size / reference_final (for proxies whose relative costs must stay those of the paper: 56 for
+    224 keeps every B an integer, as does 96 for 384: ET's 160, 272, 384 -> 40, 68, 96).
     """
     if isinstance(spec, str):
         spec = get_spec(spec)
@@ -349,7 +352,7 @@ def build(
     if adapt == "table10":
         resolutions = [r.at(final_size) for r in spec.resolutions]
     elif adapt == "linear":
-        resolutions = [int(round(r.at(REFERENCE_SIZE) * final_size / REFERENCE_SIZE)) for r in spec.resolutions]
+        resolutions = [int(round(r.at(reference_final) * final_size / reference_final)) for r in spec.resolutions]
     else:
         raise UserError(f"unknown adaptation {adapt!r}; use 'table10' or 'linear'")
     for b in resolutions:

@@ -116,6 +116,8 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         model_variant=profile.model_variant,
         max_train_images=profile.max_train_images,
     )
+    if spec.final_size is not None and profile.adapt == "linear":  # a proxy of a Table 10 run: its B follow
+        config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
     if config.get("warmup_epochs") is not None:  # the warm-up is part of the schedule: it scales with it
         config["warmup_epochs"] = config["warmup_epochs"] * profile.epoch_scale
     if profile.global_batch is not None:

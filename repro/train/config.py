@@ -28,6 +28,7 @@ class TrainConfig(BaseModel):
     epochs: float = Field(default=300, gt=0)  # real epochs (baseline, ET) or equivalent epochs (ET++)
     final_size: int = Field(default=224, gt=0)
     adapt: Literal["table10", "linear"] = "table10"
+    paper_final_size: int | None = Field(default=None, gt=0)  # linear adapt: the paper-scale final size (Table 10)
     # data
     dataset: str = "fashion-mnist"
     data_root: str | None = None

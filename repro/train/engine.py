@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from repro.core.batching import scaled_lr, stage_batch_sizes
 from repro.core.budget import WarmupCosine
-from repro.core.curriculum import Curriculum, build
+from repro.core.curriculum import REFERENCE_SIZE, Curriculum, build
 from repro.core.replay import ReplayBuffer
 from repro.data.datasets import build_dataset
 from repro.data.transforms import (
@@ -162,7 +162,7 @@ class Trainer:
 
         # curriculum and plan
         self.curriculum = build(cfg.schedule or self.method.schedule, epochs=cfg.epochs, final_size=cfg.final_size,
-                                cost=cost_fn, adapt=cfg.adapt)
+                                cost=cost_fn, adapt=cfg.adapt, reference_final=cfg.paper_final_size or REFERENCE_SIZE)
         self.plan = plan_stages(self.curriculum, cfg, self.n_train)
         if any(p.batch_size % self.dist.world for p in self.plan):
             raise UserError(f"the global batch must be divisible by the {self.dist.world} processes")
