@@ -90,7 +90,8 @@ def test_rundir_guards(tmp_path):
     d.prepare({"a": 1})
     assert d.state() == "partial"
     with pytest.raises(UserError, match="holds a different config"):
-        d.prepare({"a": 2})
+        d.prepare({"a": 2}, group="table99")
+    assert not (d.path / "wandb_group.txt").exists()  # a refused start leaves nothing behind
     d.prepare({"a": 1})  # same config: fine, a second start is recorded
     assert len(json.loads((d.path / "environment.json").read_text())) == 2
     (d.path / "summary.json").write_text("{torn")

@@ -118,14 +118,14 @@ class RunDir:
         its wandb group, kept in ``wandb_group.txt`` beside ``wandb_id.txt``: outside the config, so a run that
         several tables share keeps one directory and one config hash."""
         self.path.mkdir(parents=True, exist_ok=True)
-        if group and not (self.path / WANDB_GROUP_FILE).exists():
-            (self.path / WANDB_GROUP_FILE).write_text(group + "\n")
         normalised = json.loads(json.dumps(config, default=str))
         if self.config_path.exists():
             if self.config() != normalised:
                 raise UserError(f"{self.path}: holds a different config; it was not made by this manifest row")
         else:
             write_json_atomic(self.config_path, normalised)
+        if group and not (self.path / WANDB_GROUP_FILE).exists():  # after the check: never into another run
+            (self.path / WANDB_GROUP_FILE).write_text(group + "\n")
         starts_path = self.path / "environment.json"
         try:
             starts = json.loads(starts_path.read_text()) if starts_path.exists() else []
