@@ -83,7 +83,7 @@ def run_submit(args: argparse.Namespace) -> int:
     if args.cluster == "local":
         if args.dry_run:
             for r in runs:
-                print(f"would run {r.row} / {r.key} [{r.run_id}] in this process ({RunDir(root / r.run_id).state()})")
+                print(f"would run {r.label} in this process ({RunDir(root / r.run_id).state()})")
             return 0
         from repro.commands.run import run as run_local
 
@@ -102,14 +102,13 @@ def run_submit(args: argparse.Namespace) -> int:
     without_runner -= len(runs)
     dirs = [root / r.run_id for r in runs]
     folder = root / "_submitit"
-    finished = lambda d: RunDir(d).state() == "finished"  # noqa: E731
     if not args.dry_run:
         for r, d in zip(runs, dirs, strict=True):
-            RunDir(d).prepare(r.config, group=f"table{r.table:02d}")
+            RunDir(d).prepare(r.config, group=r.group)
         executor = make_executor(cluster, folder, job_name=f"table{manifest.table:02d}-{args.profile}")
     else:
         executor = None
-    outcome = submit_runs(executor, dirs, TRAIN_FN, finished=finished, dry_run=args.dry_run)
+    outcome = submit_runs(executor, dirs, TRAIN_FN, finished=_finished, dry_run=args.dry_run)
     todo = [(d, st) for d, st, job in outcome if (job is not None) or (args.dry_run and st.needs_submission)]
     gpus = cluster.nodes * max(cluster.gpus_per_node, 0)
     hours = cluster.time / 60
@@ -131,6 +130,12 @@ def run_submit(args: argparse.Namespace) -> int:
     return _wait(dirs, args.poll) if args.wait else 0
 
 
+def _finished(run_dir: Path) -> bool:
+    from repro.launch.rundir import RunDir
+
+    return RunDir(run_dir).state() == "finished"
+
+
 def _with_runner(runs: list[Any]) -> list[Any]:
     """The runs a job could train; the others are named with the reason (a job for them would only fail)."""
     from repro.launch.local import runner_for
@@ -139,7 +144,7 @@ def _with_runner(runs: list[Any]) -> list[Any]:
     for r in runs:
         runner, why = runner_for(r.config)
         if runner is None:
-            print(f"no-run   {r.row} / {r.key} [{r.run_id}]: {why}")
+            print(f"no-run   {r.label}: {why}")
         else:
             keep.append(r)
     return keep
@@ -148,16 +153,13 @@ def _with_runner(runs: list[Any]) -> list[Any]:
 def _wait(dirs: list[Path], poll: float) -> int:
     """Follow the runs until each is finished, failed (attempts used up or not resubmitted) or pending."""
     import time
+    from collections import Counter
 
     from repro.launch.job import run_statuses
-    from repro.launch.rundir import RunDir
 
     last = ""
     while True:
-        statuses = run_statuses(dirs, finished=lambda d: RunDir(d).state() == "finished")
-        counts: dict[str, int] = {}
-        for st in statuses:
-            counts[st.state] = counts.get(st.state, 0) + 1
+        counts = Counter(st.state for st in run_statuses(dirs, finished=_finished))
         line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         if line != last:
             print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
@@ -174,7 +176,7 @@ def run_status(args: argparse.Namespace) -> int:
     manifest, runs = _run_dirs(args)
     root = Path(args.runs)
     dirs = [root / r.run_id for r in runs]
-    statuses = run_statuses(dirs, finished=lambda d: RunDir(d).state() == "finished", log_lines=args.log_lines)
+    statuses = run_statuses(dirs, finished=_finished, log_lines=args.log_lines)
     counts: dict[str, int] = {}
     for r, d, st in zip(runs, dirs, statuses, strict=True):
         state = st.state

@@ -80,7 +80,7 @@ def run_locally(
             continue
         seen.add(run.run_id)
         rundir = RunDir(Path(root) / run.run_id)
-        label = f"{run.row} / {run.key} [{run.run_id}]"
+        label = run.label
         if rundir.state() == "finished":
             outcomes.append(Outcome(run, "skipped", "finished earlier"))
             log(f"skip     {label}: finished earlier")
@@ -91,7 +91,7 @@ def run_locally(
             log(f"no-run   {label}: {why}")
             continue
         resumed = rundir.state() == "partial"
-        rundir.prepare(run.config, group=f"table{run.table:02d}")
+        rundir.prepare(run.config, group=run.group)
         log(f"{'resume' if resumed else 'start':<8} {label}")
         try:
             runner(run.config, rundir.path)

@@ -59,6 +59,16 @@ class ResolvedRun:
     run_id: str
     evaluation: dict[str, Any]  # eval_* overrides: how to evaluate the trained run (not part of its identity)
 
+    @property
+    def label(self) -> str:
+        """How the launchers name the run in their output: ``row / key [run id]``."""
+        return f"{self.row} / {self.key} [{self.run_id}]"
+
+    @property
+    def group(self) -> str:
+        """The wandb group of a run this table launches (``RunDir.prepare``)."""
+        return f"table{self.table:02d}"
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import UserError
-from repro.train.config import from_resolved
+from repro.train.config import TrainConfig, from_resolved
 from repro.train.engine import train
 
 SUPPORTED_METHODS = {"baseline", "efficienttrain", "efficienttrain++"}
@@ -33,15 +33,18 @@ def check(config: dict[str, Any]) -> str:
     """Why the engine cannot train ``config`` ("" if it can): the launcher reports such a run by name up front
     instead of starting (or submitting) it only to fail."""
     try:
-        from_resolved(config, **_randaug(config.get("aa")))
+        _train_config(config)
     except UserError as err:
         return str(err)
     return ""
 
 
+def _train_config(config: dict[str, Any]) -> TrainConfig:
+    return from_resolved(config, **_randaug(config.get("aa")))
+
+
 def run(config: dict[str, Any], run_dir: Path) -> None:
-    extra = _randaug(config.get("aa"))
-    cfg = from_resolved(config, **extra)
+    cfg = _train_config(config)
     cost_fn = None
     if cfg.model_variant == "full":
         try:
