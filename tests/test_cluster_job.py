@@ -69,6 +69,7 @@ def toy_train(run_dir: Path) -> dict[str, int]:
             if cfg.get("poll", True):
                 stop_if_preempted(lambda s=step + 1, v=state: _save(ckpt, s, v))
     _save(ckpt, cfg["steps"], state)
+    (run_dir / "summary.json").write_text(json.dumps({"top1": 100.0, "state": state}))  # what makes a run finished
     return {"step": cfg["steps"], "state": state}
 
 
@@ -93,6 +94,7 @@ def toy_train_ranked(run_dir: Path) -> dict[str, int]:
             stop_if_preempted(lambda s=step + 1, v=state: rank == 0 and _save(ckpt, s, v))
     if rank == 0:
         _save(ckpt, cfg["steps"], state)
+        (run_dir / "summary.json").write_text(json.dumps({"top1": 100.0, "state": state}))
     return {"rank": rank, "step": cfg["steps"], "state": state}
 
 
@@ -344,7 +346,13 @@ def test_status_follows_the_scheduler(tmp_path: Path) -> None:
     assert (waiting.state, waiting.detail, waiting.needs_submission) == ("preempted", "waiting: BeginTime", False)
     append_event(run_dir, "start", attempt=2, job_id="5")
     append_event(run_dir, "end", attempt=2, job_id="5", outcome="finished")
-    assert job_mod.run_status(run_dir, scheduler={}).state == "finished"  # the run directory is the truth
+    returned = job_mod.run_status(run_dir, scheduler={})  # the function returned, but the run directory is the truth
+    assert (returned.state, returned.needs_submission) == ("failed", True)
+    assert "attempt 2 finished" in returned.detail
+    (run_dir / "summary.json").write_text('{"top1": NaN}')
+    assert "top1 nan is not a finite number" in job_mod.run_status(run_dir, scheduler={}).detail
+    (run_dir / "summary.json").write_text('{"top1": 91.0}')
+    assert job_mod.run_status(run_dir, scheduler={}).state == "finished"
 
 
 def test_status_of_a_dead_job_is_failed_with_its_log(tmp_path: Path) -> None:
@@ -365,5 +373,7 @@ def test_status_of_a_dead_job_is_failed_with_its_log(tmp_path: Path) -> None:
 
 
 def test_finished_run_needs_nothing(tmp_path: Path) -> None:
-    status = job_mod.run_status(tmp_path / "r", finished=True, scheduler={})
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "summary.json").write_text('{"top1": 91.0}')
+    status = job_mod.run_status(tmp_path / "r", scheduler={})
     assert (status.state, status.needs_submission) == ("finished", False)

@@ -95,7 +95,7 @@ def test_rundir_guards(tmp_path):
     d.prepare({"a": 1})  # same config: fine, a second start is recorded
     assert len(json.loads((d.path / "environment.json").read_text())) == 2
     (d.path / "summary.json").write_text("{torn")
-    assert d.state() == "partial"
+    assert d.state() == "corrupt" and "not valid JSON" in d.info().detail and not d.info().blocked
     write_json_atomic(d.path / "summary.json", {"top1": 1.0})
     assert d.state() == "finished"
     assert not list(d.path.glob(".*.tmp"))

@@ -45,7 +45,7 @@ def table7_runs(tmp_path):
 
 def test_collect_marks_holes(table7_runs):
     _, root = table7_runs
-    with pytest.warns(UserWarning, match="unreadable summary"):
+    with pytest.warns(UserWarning, match="not valid JSON.*counted as corrupt"):
         runs = collect_runs(root)
     assert sorted(runs["status"].value_counts().items()) == [("corrupt", 1), ("finished", 3), ("partial", 1)]
     assert collect_runs(root / "nowhere").empty
@@ -80,7 +80,7 @@ def test_table_command_renders_files(table7_runs, tmp_path, capsys):
     assert main(["table", "7", "--runs", str(root), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     # 3 top-1 + 1 ratio from runs, 19 x 3 cost columns from the cost model
-    assert "unreadable summary" in printed and "61/114 cells reproduced" in printed
+    assert "not valid JSON" in printed and "61/114 cells reproduced" in printed
     md = (out / "table07.md").read_text()
     assert "| ResNet-50 |" in md and "78.8 / **90.1** (+11.30)" in md and "proxy numbers" in md
     assert "(corrupt)" in md and "(partial)" in md

@@ -108,7 +108,7 @@ def run_submit(args: argparse.Namespace) -> int:
         executor = make_executor(cluster, folder, job_name=f"table{manifest.table:02d}-{args.profile}")
     else:
         executor = None
-    outcome = submit_runs(executor, dirs, TRAIN_FN, finished=_finished, dry_run=args.dry_run)
+    outcome = submit_runs(executor, dirs, TRAIN_FN, dry_run=args.dry_run)
     todo = [(d, st) for d, st, job in outcome if (job is not None) or (args.dry_run and st.needs_submission)]
     gpus = cluster.nodes * max(cluster.gpus_per_node, 0)
     hours = cluster.time / 60
@@ -128,12 +128,6 @@ def run_submit(args: argparse.Namespace) -> int:
         print("\nsbatch script of one run:\n" + sbatch_script(cluster, folder, f"table{manifest.table:02d}"))
         return 0
     return _wait(dirs, args.poll) if args.wait else 0
-
-
-def _finished(run_dir: Path) -> bool:
-    from repro.launch.rundir import RunDir
-
-    return RunDir(run_dir).state() == "finished"
 
 
 def _with_runner(runs: list[Any]) -> list[Any]:
@@ -159,7 +153,7 @@ def _wait(dirs: list[Path], poll: float) -> int:
 
     last = ""
     while True:
-        counts = Counter(st.state for st in run_statuses(dirs, finished=_finished))
+        counts = Counter(st.state for st in run_statuses(dirs))
         line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         if line != last:
             print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
@@ -176,11 +170,11 @@ def run_status(args: argparse.Namespace) -> int:
     manifest, runs = _run_dirs(args)
     root = Path(args.runs)
     dirs = [root / r.run_id for r in runs]
-    statuses = run_statuses(dirs, finished=_finished, log_lines=args.log_lines)
+    statuses = run_statuses(dirs, log_lines=args.log_lines)
     counts: dict[str, int] = {}
     for r, d, st in zip(runs, dirs, statuses, strict=True):
         state = st.state
-        if state == "pending" and RunDir(d).state() == "partial":
+        if state == "pending" and RunDir(d).state() in ("partial", "corrupt"):
             state = "partial"  # started locally (repro run) and interrupted
         counts[state] = counts.get(state, 0) + 1
         extra = f" job {st.job_id}" if st.job_id else ""

@@ -44,6 +44,7 @@ from typing import Any
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from repro.errors import UserError
+from repro.launch.rundir import run_info
 from repro.launch.signals import PREEMPTION, Preempted
 from repro.launch.slurm_state import PURGED, TERMINAL, base_state, squeue_states
 
@@ -396,13 +397,15 @@ def log_tail(folder: str | Path, job_id: str, lines: int = 20) -> str:
     return ""
 
 
-def run_status(run_dir: str | Path, *, finished: bool = False, scheduler: dict[str, dict[str, str]] | None = None,
+def run_status(run_dir: str | Path, *, scheduler: dict[str, dict[str, str]] | None = None,
                max_attempts: int = 20, max_failures: int = 3, log_lines: int = 20) -> RunStatus:
-    """Status of one run. ``finished``: the caller knows it is (``summary.json``); ``scheduler``: pre-fetched
+    """Status of one run: finished as :func:`~repro.launch.rundir.run_info` says (the run directory is the truth,
+    not the job history), else from the history and the scheduler. ``scheduler``: pre-fetched
     :func:`~repro.launch.slurm_state.squeue_states` for many runs at once (else squeue is asked here)."""
     history = attempts(run_dir)
     last = history[-1] if history else None
-    if finished or (last is not None and last.outcome == "finished"):
+    info = run_info(run_dir)
+    if info.state == "finished":
         return RunStatus("finished", last.job_id if last else None, attempts=len(history))
 
     def used_up(last_died: bool) -> bool:
@@ -436,30 +439,30 @@ def run_status(run_dir: str | Path, *, finished: bool = False, scheduler: dict[s
     if last is not None:
         why.append(f"attempt {last.attempt} {'started, never ended' if last.outcome == 'running' else last.outcome}"
                    + (f": {last.error}" if last.error else ""))
+    if info.detail:
+        why.append(info.detail)
     folder = next((e["folder"] for e in reversed(read_events(run_dir))
                    if e.get("job_id") == sub["job_id"] and e.get("folder")), None)
     tail = log_tail(folder, job_id, log_lines) if folder else ""
     return RunStatus("failed", **common, detail="; ".join(why), log_tail=tail)
 
 
-def run_statuses(run_dirs: list[Path], finished: Callable[[Path], bool] = lambda _: False,
-                 **policy: Any) -> list[RunStatus]:
+def run_statuses(run_dirs: list[Path], **policy: Any) -> list[RunStatus]:
     """:func:`run_status` for many runs with one squeue call."""
     ids = [str(s["job_id"]) for d in run_dirs if (s := last_submission(d)) is not None]
     try:
         info: dict[str, dict[str, str]] | None = squeue_states(ids) if ids else {}
     except (OSError, subprocess.SubprocessError):
         info = None  # each run_status asks again and reports "unknown" if it still fails
-    return [run_status(d, finished=finished(d), scheduler=info, **policy) for d in run_dirs]
+    return [run_status(d, scheduler=info, **policy) for d in run_dirs]
 
 
-def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, finished: Callable[[Path], bool] = lambda _: False,
-                max_attempts: int = 20, max_failures: int = 3, grace_s: float = 60.0,
-                dry_run: bool = False) -> list[tuple[Path, RunStatus, Any]]:
+def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, max_attempts: int = 20, max_failures: int = 3,
+                grace_s: float = 60.0, dry_run: bool = False) -> list[tuple[Path, RunStatus, Any]]:
     """Submit the runs that need it (:attr:`RunStatus.needs_submission`) as one job array; returns
     ``(run_dir, status before, job or None)`` for every run. Idempotent: finished, queued and running runs, and
     runs out of attempts, are left alone."""
-    statuses = run_statuses(run_dirs, finished, max_attempts=max_attempts, max_failures=max_failures)
+    statuses = run_statuses(run_dirs, max_attempts=max_attempts, max_failures=max_failures)
     todo = [d for d, s in zip(run_dirs, statuses, strict=True) if s.needs_submission]
     jobs: dict[Path, Any] = {}
     if todo and not dry_run:

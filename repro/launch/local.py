@@ -81,38 +81,48 @@ def run_locally(
         seen.add(run.run_id)
         rundir = RunDir(Path(root) / run.run_id)
         label = run.label
-        if rundir.state() == "finished":
+        info = rundir.info()
+        if info.state == "finished":
             outcomes.append(Outcome(run, "skipped", "finished earlier"))
             log(f"skip     {label}: finished earlier")
+            continue
+        if info.blocked:
+            outcomes.append(Outcome(run, "failed", info.detail))
+            log(f"failed   {label}: {info.detail}")
             continue
         runner, why = runner_for(run.config)
         if runner is None:
             outcomes.append(Outcome(run, "no-runner", why))
             log(f"no-run   {label}: {why}")
             continue
-        resumed = rundir.state() == "partial"
-        rundir.prepare(run.config, group=run.group)
-        log(f"{'resume' if resumed else 'start':<8} {label}")
-        try:
-            runner(run.config, rundir.path)
-        except KeyboardInterrupt:
-            raise
-        except UserError as err:  # bad input or set-up (missing data set...): every other run would hit it too
-            (rundir.path / "error.log").write_text(traceback.format_exc())
-            raise UserError(f"{label}: {err}") from None
-        except Exception as err:  # one failed run must not stop the others; its log is in the run dir
-            (rundir.path / "error.log").write_text(traceback.format_exc())
-            outcomes.append(Outcome(run, "failed", f"{type(err).__name__}: {err}"))
-            log(f"failed   {label}: {type(err).__name__}: {err} (see {rundir.path / 'error.log'})")
-            continue
-        state = rundir.state()
-        if state != "finished":
-            outcomes.append(Outcome(run, "failed", "runner returned without writing summary.json"))
-            log(f"failed   {label}: runner returned without writing summary.json")
-            continue
-        outcomes.append(Outcome(run, "finished"))
-        log(f"done     {label}")
+        outcomes.append(_run_one(run, rundir, runner, log))
     return outcomes
+
+
+def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[str], None]) -> Outcome:
+    label = run.label
+    info = rundir.info()
+    rundir.prepare(run.config, group=run.group)
+    log(f"{'start' if info.state == 'new' else 'resume':<8} {label}"
+        + (f" ({info.detail}: training it again)" if info.detail else ""))
+    try:
+        runner(run.config, rundir.path)
+    except KeyboardInterrupt:
+        raise
+    except UserError as err:  # bad input or set-up (missing data set...): every other run would hit it too
+        (rundir.path / "error.log").write_text(traceback.format_exc())
+        raise UserError(f"{label}: {err}") from None
+    except Exception as err:  # one failed run must not stop the others; its log is in the run dir
+        (rundir.path / "error.log").write_text(traceback.format_exc())
+        log(f"failed   {label}: {type(err).__name__}: {err} (see {rundir.path / 'error.log'})")
+        return Outcome(run, "failed", f"{type(err).__name__}: {err}")
+    after = rundir.info()
+    if after.state != "finished":
+        why = after.detail or "runner returned without writing summary.json"
+        log(f"failed   {label}: {why}")
+        return Outcome(run, "failed", why)
+    log(f"done     {label}")
+    return Outcome(run, "finished")
 
 
 def train_run_dir(run_dir: str | Path) -> None:
@@ -120,13 +130,17 @@ def train_run_dir(run_dir: str | Path) -> None:
     (``RunJob(run_dir, "repro.launch.local:train_run_dir")``). A run without a runner is a ``UserError``, which
     the job never retries."""
     rundir = RunDir(run_dir)
-    if rundir.state() == "finished":
+    info = rundir.info()
+    if info.state == "finished":
         return
+    if info.blocked:
+        raise UserError(info.detail)
     config = rundir.config()
     runner, why = runner_for(config)
     if runner is None:
         raise UserError(f"{rundir.path}: {why}")
     rundir.prepare(config)
     runner(config, rundir.path)
-    if rundir.state() != "finished":
-        raise RuntimeError(f"{rundir.path}: the runner returned without writing summary.json")
+    after = rundir.info()
+    if after.state != "finished":
+        raise RuntimeError(after.detail or f"{rundir.path}: the runner returned without writing summary.json")

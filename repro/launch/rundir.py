@@ -8,13 +8,16 @@
 from __future__ import annotations
 
 import json
+import math
+import numbers
 import os
 import platform
+import secrets
 import socket
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -23,15 +26,22 @@ from repro.errors import UserError
 
 WANDB_GROUP_FILE = "wandb_group.txt"
 PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submitit", "pandas", "pydantic", "wandb")
-RunState = Literal["new", "partial", "finished"]
+RunState = Literal["new", "partial", "corrupt", "finished"]
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
     """Write through ``write(file)`` to a temp file in the same directory, fsync, then rename over ``path``: a
-    reader (or a resumed run) sees the old file or the new one, never a torn one."""
+    reader (or a resumed run) sees the old file or the new one, never a torn one. The file gets the umask's
+    permissions (as ``open`` gives), so a shared project's group can read results."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    while True:  # not tempfile.mkstemp: it creates 0600 whatever the umask
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -83,6 +93,52 @@ def environment() -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class RunInfo:
+    """Where a run directory stands: ``new`` (nothing there), ``partial`` (started, no summary), ``corrupt``
+    (a summary.json without a finite top-1, or a path that is not a run directory: ``detail`` says what) or
+    ``finished`` (``summary`` holds it). A corrupt summary is trained again (the new one replaces it); a
+    ``blocked`` run needs a person first (``detail`` says what to do)."""
+
+    state: RunState
+    detail: str = ""
+    summary: dict[str, Any] | None = None
+    blocked: bool = False
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def run_info(path: str | Path) -> RunInfo:
+    """The state of a run directory: the one place that decides whether a run is finished (the launchers, the
+    SLURM status and the aggregator all ask here)."""
+    path = Path(path)
+    summary_path = path / "summary.json"
+    if path.exists() and not path.is_dir():
+        return RunInfo("corrupt", f"{path}: a file, not a run directory; move it away to run it", blocked=True)
+    if summary_path.is_dir():
+        return RunInfo("corrupt", f"{summary_path}: a directory, not a summary; move it away to retrain the run",
+                       blocked=True)
+    try:
+        text = summary_path.read_text()
+    except FileNotFoundError:
+        return RunInfo("partial" if path.is_dir() and any(path.iterdir()) else "new")
+    except (OSError, UnicodeDecodeError) as err:
+        return RunInfo("corrupt", f"{summary_path}: unreadable ({type(err).__name__}); fix or remove it",
+                       blocked=isinstance(err, OSError))
+    try:
+        summary = json.loads(text)
+    except ValueError:
+        return RunInfo("corrupt", f"{summary_path}: not valid JSON (a torn write?)")
+    top1 = summary.get("top1") if isinstance(summary, dict) else None
+    if not is_finite_number(top1):
+        what = "not a JSON object" if not isinstance(summary, dict) else (
+            "no top1" if top1 is None else f"top1 {top1!r} is not a finite number")
+        return RunInfo("corrupt", f"{summary_path}: {what}")
+    return RunInfo("finished", summary=summary)
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -95,14 +151,11 @@ class RunDir:
     def summary_path(self) -> Path:
         return self.path / "summary.json"
 
+    def info(self) -> RunInfo:
+        return run_info(self.path)
+
     def state(self) -> RunState:
-        if self.summary_path.exists():
-            try:
-                json.loads(self.summary_path.read_text())
-                return "finished"
-            except ValueError:
-                return "partial"  # a torn summary: the run must finish again
-        return "partial" if self.path.is_dir() and any(self.path.iterdir()) else "new"
+        return self.info().state
 
     def config(self) -> dict[str, Any]:
         try:

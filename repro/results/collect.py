@@ -21,6 +21,7 @@ import pandas as pd
 
 from repro.launch.manifest import Manifest, cell_value
 from repro.launch.resolve import ResolvedRun, resolve
+from repro.launch.rundir import is_finite_number, run_info
 
 CostLookup = Callable[[str, str, dict[str, Any]], float | None]
 """(paper model name, metric, resolved config) -> value from the cost model, or None when unknown."""
@@ -37,22 +38,18 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_run(path: Path) -> dict[str, Any]:
-    """One run directory as a flat record: ``run_id``, ``status``, config fields and summary metrics."""
+    """One run directory as a flat record: ``run_id``, ``status``, config fields and summary metrics; the status
+    is :func:`~repro.launch.rundir.run_info`'s (``new`` is a ``missing`` hole), a corrupt one with a warning."""
     record: dict[str, Any] = {"run_id": path.name, "path": str(path)}
     config = _read_json(path / "config.json") or {}
     for key in ("model", "method", "schedule", "profile", "dataset", "epochs"):
         record[key] = config.get(key)
-    summary_path = path / "summary.json"
-    if summary_path.exists():
-        summary = _read_json(summary_path)
-        if summary is None:
-            warnings.warn(f"{summary_path}: unreadable summary; the run is counted as corrupt", stacklevel=2)
-            record["status"] = "corrupt"
-            return record
-        record["status"] = "finished"
-        record.update({k: v for k, v in summary.items() if isinstance(v, int | float | str | bool)})
-        return record
-    record["status"] = "partial" if any(path.iterdir()) else "missing"
+    info = run_info(path)
+    if info.summary is not None:
+        record.update({k: v for k, v in info.summary.items() if isinstance(v, int | float | str | bool)})
+    if info.state == "corrupt":
+        warnings.warn(f"{info.detail}; the run is counted as corrupt", stacklevel=2)
+    record["status"] = "missing" if info.state == "new" else info.state
     return record
 
 
@@ -72,7 +69,10 @@ def _metric(runs: pd.DataFrame, run_id: str, metric: str) -> tuple[float | None,
         return None, str(row["status"])
     for name in (metric, f"{metric}_s"):
         if name in row.index and row[name] is not None and not pd.isna(row[name]):
-            return float(row[name]), "finished"
+            value = row[name]
+            if not is_finite_number(value):  # e.g. a hand-edited summary: a hole, not a crash
+                return None, f"finished with {name} {value!r}, not a number"
+            return float(value), "finished"
     return None, f"finished without {metric!r}"
 
 
