@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,9 @@ CALLS: list[tuple[str, bool]] = []
 def run(config: dict[str, Any], run_dir: Path) -> None:
     resumed = (run_dir / "progress.json").exists()
     CALLS.append((run_dir.name, resumed))
+    with (run_dir / "trained_by.log").open("a") as f:  # one line per process that trained this run
+        f.write(f"{os.getpid()}\n")
+    time.sleep(float(os.environ.get("TOY_RUNNER_SLEEP", "0")))  # to overlap two concurrent `repro run`
     if config.get("model") == "CSWin-Tiny":
         from repro.errors import UserError
 

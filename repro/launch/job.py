@@ -17,6 +17,9 @@ Preemption (``USR2``, sent by SLURM before a time limit or by ``scancel --signal
 A loop that does not reach a step boundary within ``grace_s`` (a stuck step, a trainer that never polls) is
 requeued anyway and resumes from its last periodic checkpoint.
 
+Rank 0 holds the run directory's lock (:class:`repro.launch.rundir.RunLock`) for the whole attempt: a second job
+(or a ``repro run``) on the same directory fails at once with the holder's name instead of training it twice.
+
 Every attempt is recorded in ``<run_dir>/job_history.jsonl`` (job id, attempt, host, start and end time, outcome).
 Attempts are bounded: a run is not started again after ``max_attempts`` attempts or ``max_failures`` failed ones
 (an exception, or a job killed without a word: scancel, node failure, out of memory); an exception is requeued
@@ -44,7 +47,7 @@ from typing import Any
 from submitit.helpers import Checkpointable, DelayedSubmission
 
 from repro.errors import UserError
-from repro.launch.rundir import run_info
+from repro.launch.rundir import RunLock, run_info
 from repro.launch.signals import PREEMPTION, Preempted
 from repro.launch.slurm_state import PURGED, TERMINAL, base_state, squeue_states
 
@@ -206,6 +209,12 @@ class RunJob(Checkpointable):
         rank = env.global_rank if env is not None else 0
         job_id = env.job_id if env is not None else os.environ.get("SLURM_JOB_ID", "local")
         fn = resolve_function(self.train)
+        if rank != 0:
+            return self._attempt(run_dir, fn, rank, job_id, env)
+        with RunLock(run_dir):  # before the attempt is recorded: a busy directory's history is not ours to write
+            return self._attempt(run_dir, fn, rank, job_id, env)
+
+    def _attempt(self, run_dir: Path, fn: TrainFn, rank: int, job_id: str, env: Any) -> Any:
         attempt = 0
 
         def give_up_waiting() -> None:

@@ -2,10 +2,11 @@
 
 Each resolved run goes to the runner registered for its task (``RUNNERS``: task -> "module:function"); the
 function receives the resolved config and the run directory and must resume from whatever the directory
-holds. Finished runs are skipped, unfinished ones resumed. A task or method without a runner is reported by
-name -- never faked. A run that fails goes to its ``error.log`` and the others go on, except for a
-``UserError`` (bad input or set-up, e.g. no data set): it stops the loop with its one line, since every later
-run would fail the same way.
+holds. Finished runs are skipped, unfinished ones resumed; a run directory another process holds (its lock) is
+skipped with the holder's name, so two ``repro run`` on one runs directory share the work instead of doing it
+twice. A task or method without a runner is reported by name -- never faked. A run that fails goes to its
+``error.log`` and the others go on, except for a ``UserError`` (bad input or set-up, e.g. no data set): it stops
+the loop with its one line, since every later run would fail the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from repro.errors import UserError
 from repro.launch.resolve import ResolvedRun
-from repro.launch.rundir import RunDir
+from repro.launch.rundir import RunDir, RunDirBusy, RunLock
 
 Runner = Callable[[dict[str, Any], Path], Any]
 
@@ -34,7 +35,7 @@ RUNNERS: dict[str, str] = {
 @dataclass
 class Outcome:
     run: ResolvedRun
-    status: str  # finished | skipped | no-runner | failed
+    status: str  # finished | skipped | busy | no-runner | failed
     detail: str = ""
 
 
@@ -95,13 +96,26 @@ def run_locally(
             outcomes.append(Outcome(run, "no-runner", why))
             log(f"no-run   {label}: {why}")
             continue
-        outcomes.append(_run_one(run, rundir, runner, log))
+        lock = RunLock(rundir.path)
+        try:
+            lock.acquire()
+        except RunDirBusy as err:
+            outcomes.append(Outcome(run, "busy", str(err)))
+            log(f"busy     {label}: {err}")
+            continue
+        try:
+            outcomes.append(_run_one(run, rundir, runner, log))
+        finally:
+            lock.release()
     return outcomes
 
 
 def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[str], None]) -> Outcome:
     label = run.label
-    info = rundir.info()
+    info = rundir.info()  # again under the lock: another process may have finished it meanwhile
+    if info.state == "finished":
+        log(f"skip     {label}: finished earlier")
+        return Outcome(run, "skipped", "finished earlier")
     rundir.prepare(run.config, group=run.group)
     log(f"{'start' if info.state == 'new' else 'resume':<8} {label}"
         + (f" ({info.detail}: training it again)" if info.detail else ""))
@@ -127,8 +141,8 @@ def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[st
 
 def train_run_dir(run_dir: str | Path) -> None:
     """Train (or resume) the run whose resolved config is in ``run_dir``: the function cluster jobs call
-    (``RunJob(run_dir, "repro.launch.local:train_run_dir")``). A run without a runner is a ``UserError``, which
-    the job never retries."""
+    (``RunJob(run_dir, "repro.launch.local:train_run_dir")``, which holds the run directory's lock). A run without
+    a runner is a ``UserError``, which the job never retries."""
     rundir = RunDir(run_dir)
     info = rundir.info()
     if info.state == "finished":

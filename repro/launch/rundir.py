@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import numbers
@@ -15,6 +16,7 @@ import platform
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +27,7 @@ from typing import IO, Any, Literal
 from repro.errors import UserError
 
 WANDB_GROUP_FILE = "wandb_group.txt"
+LOCK_FILE = ".lock"
 PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submitit", "pandas", "pydantic", "wandb")
 RunState = Literal["new", "partial", "corrupt", "finished"]
 
@@ -123,7 +126,8 @@ def run_info(path: str | Path) -> RunInfo:
     try:
         text = summary_path.read_text()
     except FileNotFoundError:
-        return RunInfo("partial" if path.is_dir() and any(path.iterdir()) else "new")
+        started = path.is_dir() and any(p.name != LOCK_FILE for p in path.iterdir())
+        return RunInfo("partial" if started else "new")
     except (OSError, UnicodeDecodeError) as err:
         return RunInfo("corrupt", f"{summary_path}: unreadable ({type(err).__name__}); fix or remove it",
                        blocked=isinstance(err, OSError))
@@ -137,6 +141,110 @@ def run_info(path: str | Path) -> RunInfo:
             "no top1" if top1 is None else f"top1 {top1!r} is not a finite number")
         return RunInfo("corrupt", f"{summary_path}: {what}")
     return RunInfo("finished", summary=summary)
+
+
+class RunDirBusy(UserError):
+    """Another process holds the run directory's lock."""
+
+
+# errnos of file systems without flock (some Lustre / FUSE mounts): fall back to the host+pid record
+_NO_FLOCK = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS}
+_HELD: dict[str, tuple[int, int]] = {}  # real path -> (fd, depth): re-entrant within one process
+
+
+class RunLock:
+    """Exclusive use of a run directory by one process: ``flock`` on ``<run>/.lock``, which the kernel (or the
+    NFS lock manager) drops when the process dies, so a kill -9 leaves no stale lock. The file records host, pid,
+    time and command of the holder, for the message a second start gets. Re-entrant: the launcher locks and the
+    trainer it calls locks again. Where ``flock`` is unsupported the record itself is the lock: a dead pid on
+    this host is taken over; a holder on another host must be cleared by hand (the message says how)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / LOCK_FILE
+        self._key = os.path.realpath(self.run_dir)
+        self._fd: int | None = None
+
+    def __enter__(self) -> RunLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        if self._key in _HELD:
+            fd, depth = _HELD[self._key]
+            _HELD[self._key] = (fd, depth + 1)
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self._lock(fd)
+            record = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                      time.gmtime()), "command": " ".join(os.path.basename(a) for a in sys.argv)[:200]}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+        _HELD[self._key] = (fd, 1)
+
+    def _lock(self, fd: int) -> None:
+        import fcntl
+
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            raise RunDirBusy(f"{self.run_dir}: in use by {_describe(_holder(fd))}; wait for it to end or stop it, "
+                             "then start this run again") from None
+        except OSError as err:
+            if err.errno not in _NO_FLOCK:
+                raise
+        holder = _holder(fd)  # no flock here: the record is the lock
+        if holder and not (holder.get("host") == socket.gethostname() and not _alive(holder.get("pid"))):
+            raise RunDirBusy(f"{self.run_dir}: in use by {_describe(holder)} (this file system has no flock: if "
+                             f"that process is gone, delete {self.path})")
+
+    def release(self) -> None:
+        fd, depth = _HELD.get(self._key, (None, 0))
+        if fd is None:
+            return
+        if depth > 1:
+            _HELD[self._key] = (fd, depth - 1)
+            return
+        del _HELD[self._key]
+        try:
+            os.ftruncate(fd, 0)  # a free lock names no holder
+        finally:
+            os.close(fd)  # releases the flock
+
+
+def _holder(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "another process"
+    return (f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('time')}"
+            + (f" ({holder['command']})" if holder.get("command") else ""))
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, TypeError, ValueError):
+        return True
+    return True
 
 
 class RunDir:

@@ -51,11 +51,18 @@ def _env_int(*names: str, default: int) -> int:
     return default
 
 
+def process_rank() -> int:
+    """This process's rank from the environment (0 when it runs alone), known before any process group exists."""
+    if _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1) <= 1:
+        return 0
+    return _env_int("RANK", "SLURM_PROCID", default=0)
+
+
 def init_distributed() -> Dist:
     world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
     if world <= 1:
         return Dist()
-    rank = _env_int("RANK", "SLURM_PROCID", default=0)
+    rank = process_rank()
     local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
     if not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:  # under SLURM without torchrun: submitit knows the master

@@ -10,7 +10,7 @@ Data are a deterministic stream of per-epoch permutations; the loader is asked f
 (``repro.data.transforms``), so a resumed run sees exactly the samples and augmentations of an uninterrupted
 one. Checkpoints (model, optimizer, scaler, EMA, step, stream position, RNG states, replay buffer) are written
 atomically at stage boundaries, every ``checkpoint_minutes`` and on preemption; resume takes the newest
-loadable one.
+loadable one. The run directory is locked while the trainer runs.
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ from repro.data.transforms import (
     eval_transform,
 )
 from repro.errors import UserError
-from repro.launch.rundir import write_json_atomic
+from repro.launch.rundir import RunLock, write_json_atomic
 from repro.launch.signals import stop_if_preempted
 from repro.methods import get_method
 from repro.train import checkpoint as ckpt
 from repro.train.config import TrainConfig
-from repro.train.distributed import Dist, init_distributed
+from repro.train.distributed import Dist, init_distributed, process_rank
 from repro.train.log import MetricsLog
 from repro.train.model import build_model, set_input_size
 
@@ -354,6 +354,10 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
+        with RunLock(self.out) if self.dist.is_main else contextlib.nullcontext():
+            return self._train()
+
+    def _train(self) -> dict[str, Any]:
         latest = ckpt.load_latest(self.out, warn=self.log.warn)
         if latest is not None:
             if self.dist.world > 1 and self.cfg.n_replay > 0 and not self.dist.is_main:
@@ -499,14 +503,16 @@ def _as_tuple(x: Any) -> Any:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None) -> dict[str, Any]:
-    """Train (or resume) one run into ``out_dir``; returns its summary."""
-    (Path(out_dir)).mkdir(parents=True, exist_ok=True)
-    write_json_atomic(Path(out_dir) / "train_config.json", cfg.model_dump())
-    trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)
-    try:
-        return trainer.train()
-    finally:
-        trainer.dist.cleanup()
+    """Train (or resume) one run into ``out_dir``; returns its summary. The main process locks ``out_dir`` first
+    (:class:`~repro.launch.rundir.RunDirBusy` if another process holds it): nothing of a running run is touched."""
+    with RunLock(out_dir) if process_rank() == 0 else contextlib.nullcontext():
+        (Path(out_dir)).mkdir(parents=True, exist_ok=True)
+        write_json_atomic(Path(out_dir) / "train_config.json", cfg.model_dump())
+        trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)
+        try:
+            return trainer.train()
+        finally:
+            trainer.dist.cleanup()
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m repro.train.engine CONFIG.json OUT` (torchrun)
