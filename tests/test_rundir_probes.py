@@ -1,20 +1,24 @@
-"""Run directories probed as an adversarial user would: broken summaries are holes with a reason and are trained
-again, a path nobody can train is reported, a concurrent start is refused with the holder's name, and the
-launchers, the SLURM status and the aggregator agree on every run's state."""
+"""Run directories probed as an adversarial user would: broken checkpoints fall back (or the run restarts, saying
+so), broken summaries are holes with a reason and are trained again, a path nobody can train is reported, a
+concurrent start is refused with the holder's name, and the launchers, the SLURM status and the aggregator agree
+on every run's state."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import timm
 import torch
 import toy_runner
 
@@ -27,7 +31,7 @@ from repro.launch.rundir import LOCK_FILE, RunDir, RunDirBusy, RunLock, atomic_w
 from repro.results.collect import collect_runs, read_run, reproduce
 from repro.train import checkpoint as ckpt
 from repro.train.config import TrainConfig
-from repro.train.engine import train
+from repro.train.engine import Trainer, train
 
 TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=64,
             max_val_images=32, batch_size=32, lr=1e-3, warmup_epochs=0.2, workers=0, log_every_steps=1,
@@ -42,6 +46,175 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def first_param(trainer: Trainer) -> torch.Tensor:
+    return next(iter(trainer.model.parameters()))
+
+
+# --- checkpoints ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """A run directory with real trainer checkpoints at steps 2 and 4 (their weights differ) and 5 metrics lines."""
+    run = tmp_path_factory.mktemp("template") / "run"
+    trainer = Trainer(TrainConfig(**TINY), run)
+    for step in (2, 4):
+        with torch.no_grad():
+            first_param(trainer).add_(1.0)
+        trainer.step = step
+        trainer.save()
+    (run / "metrics.jsonl").write_text("".join(json.dumps({"kind": "train", "step": s}) + "\n" for s in range(5)))
+    return run
+
+
+def rehash(path: Path) -> None:
+    """Record a checksum that matches the file as it is now (a file broken before it was hashed)."""
+    ckpt.digest_path(path).write_text(f"{ckpt._sha256(path)}  {path.name}\n")
+
+
+def resave(path: Path, edit: Callable[[dict], None]) -> None:
+    state = torch.load(path, weights_only=True)
+    edit(state)
+    torch.save(state, path)
+    rehash(path)
+
+
+def flip_byte_in_largest_tensor(path: Path) -> None:
+    with zipfile.ZipFile(path) as z:
+        info = max((i for i in z.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    header = info.header_offset
+    name_len, extra_len = int.from_bytes(data[header + 26:header + 28], "little"), int.from_bytes(
+        data[header + 28:header + 30], "little")
+    offset = header + 30 + name_len + extra_len + info.file_size // 2
+    data[offset] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def other_model(state: dict) -> None:
+    state["model"] = timm.create_model("test_convnext", num_classes=10).state_dict()
+
+
+NEWEST = "checkpoint-000000004.pt"
+CHECKPOINT_CASES = {
+    "0-byte": lambda p: (p.write_bytes(b""), rehash(p)),
+    "0-byte, checksum of the old bytes": lambda p: p.write_bytes(b""),
+    "truncated": lambda p: (p.write_bytes(p.read_bytes()[:100]), rehash(p)),
+    "missing keys": lambda p: resave(p, lambda s: s.pop("optimizer")),
+    "another model": lambda p: resave(p, other_model),
+    "a weight's shape": lambda p: resave(p, lambda s: s["model"].update(
+        {next(iter(s["model"])): torch.zeros(3, 3)})),
+    "flipped byte in a weight": flip_byte_in_largest_tensor,
+    "no checksum file": lambda p: ckpt.digest_path(p).unlink(),
+    "a list, not a state": lambda p: (torch.save([1, 2], p), rehash(p)),
+}
+REASONS = {
+    "0-byte": "", "0-byte, checksum of the old bytes": "sha256 ", "truncated": "",
+    "missing keys": "missing optimizer", "another model": "model: ", "a weight's shape": "model: ",
+    "flipped byte in a weight": "sha256 ", "no checksum file": "no checksum",
+    "a list, not a state": "holds a list",
+}
+
+
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
+def test_broken_newest_checkpoint_falls_back_to_the_previous(case, template, tmp_path, capfd):
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    expected = torch.load(run / "checkpoint-000000002.pt", weights_only=True)["model"]
+    CHECKPOINT_CASES[case](run / NEWEST)
+    broken = (run / NEWEST).read_bytes()
+    trainer = Trainer(TrainConfig(**TINY), run)
+    trainer.restore()
+    err = capfd.readouterr().err.strip().splitlines()
+    assert trainer.step == 2
+    assert all(torch.equal(t, expected[k]) for k, t in trainer.model.state_dict().items())
+    assert len(err) == 1 and f"{run / NEWEST}: unusable checkpoint ({REASONS[case]}" in err[0], err
+    assert "falling back to the previous one" in err[0] and "Traceback" not in err[0]
+    assert [p.name for p in ckpt.checkpoints(run)] == ["checkpoint-000000002.pt"]  # out of the rotation ...
+    (kept,) = (p for p in run.glob(f"{NEWEST}.rejected-*") if p.suffix != ckpt.DIGEST)  # ... but kept
+    assert kept.read_bytes() == broken
+
+
+def test_no_usable_checkpoint_restarts_from_zero_saying_so_and_keeps_the_old_metrics(template, tmp_path, capfd):
+    """Neither checkpoint fits this trainer: nothing of them is restored (not even half), one line says that
+    training starts again, and the earlier metrics are renamed aside instead of being appended to."""
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    resave(run / NEWEST, other_model)
+    resave(run / "checkpoint-000000002.pt", lambda s: s.pop("rng"))
+    fresh = Trainer(TrainConfig(**TINY), tmp_path / "fresh").model.state_dict()
+    trainer = Trainer(TrainConfig(**TINY), run)
+    trainer.restore()
+    err = capfd.readouterr().err.strip().splitlines()
+    assert trainer.step == 0 and all(torch.equal(t, fresh[k]) for k, t in trainer.model.state_dict().items())
+    assert len(err) == 3 and "none of the 2 checkpoint(s) is usable: training starts from step 0" in err[2]
+    (old,) = run.glob("metrics.jsonl.*.old")
+    assert old.name in err[2] and len(old.read_text().splitlines()) == 5
+    assert not (run / "metrics.jsonl").exists() and trainer.log.lines == 0
+
+
+def test_metrics_without_any_checkpoint_are_kept_aside(tmp_path, capfd):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"kind": "train", "step": 1}\n')  # killed before the first checkpoint
+    trainer = Trainer(TrainConfig(**TINY), run)
+    trainer.restore()
+    (err,) = capfd.readouterr().err.strip().splitlines()
+    assert "no checkpoint to resume from: training starts from step 0" in err
+    assert next(run.glob("metrics.jsonl.*.old")).read_text() == '{"kind": "train", "step": 1}\n'
+
+
+def test_stale_temp_files_are_removed_at_start_and_nothing_else(template, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    stale = [run / ".checkpoint-000000006.pt.0badc0de.tmp", run / ".checkpoint-000000006.pt.sha256.1234abcd.tmp",
+             run / ".rank1-000000006.pt.feedbeef.tmp", run / "checkpoint-000000001.pt.sha256"]  # orphan checksum
+    for p in stale:
+        p.write_bytes(b"x")
+    other = run / ".environment.json.abcd0123.tmp"  # not the trainer's: another command may be writing it
+    other.write_bytes(b"x")
+    trainer = Trainer(TrainConfig(**TINY), run)
+    trainer.restore()
+    assert trainer.step == 4
+    assert not any(p.exists() for p in stale) and other.exists()
+
+
+def test_stage_switch_seconds_survive_a_resume(tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(TrainConfig(**TINY), run)
+    trainer.stage_switch_seconds = [0.5, 0.25]
+    trainer.step = 3
+    trainer.save()
+    resumed = Trainer(TrainConfig(**TINY), run)
+    resumed.restore()
+    assert resumed.stage_switch_seconds == [0.5, 0.25]
+
+
+@pytest.mark.parametrize("killed_in_call", [0, 1])
+def test_checksum_and_file_agree_after_a_kill_during_a_save(tmp_path, monkeypatch, killed_in_call):
+    """Re-saving a step (a preemption checkpoint where a stage-end one exists) and dying before the new file is
+    renamed in (call 0) or before its checksum is (call 1): the checksum there matches its file, or there is none
+    (and the file is then not resumed from)."""
+    ckpt.save(tmp_path, 5, {"step": 5}, keep=2)
+    path = tmp_path / "checkpoint-000000005.pt"
+    assert ckpt.digest_path(path).read_text() == f"{ckpt._sha256(path)}  {path.name}\n"
+    real, calls = ckpt.atomic_write, []
+
+    def dies(target, write):
+        calls.append(target)
+        if len(calls) > killed_in_call:
+            raise KeyboardInterrupt  # the process is gone: nothing after this runs
+        real(target, write)
+
+    monkeypatch.setattr(ckpt, "atomic_write", dies)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save(tmp_path, 5, {"step": 6, "more": torch.ones(4)}, keep=2)
+    monkeypatch.undo()
+    digest = ckpt.digest_path(path)
+    assert not digest.exists() or digest.read_text().split()[0] == ckpt._sha256(path)
+    assert ckpt.load_latest(tmp_path, warn=lambda _: None, keep_rejected=False) is None
 
 
 # --- run directories: one state, everywhere -------------------------------------------------------------------------
@@ -165,7 +338,7 @@ def test_files_follow_the_umask(tmp_path):
         ckpt.save(tmp_path, 1, {"step": 1})
     finally:
         os.umask(old)
-    for name in ("a.json", "b.json", "checkpoint-000000001.pt"):
+    for name in ("a.json", "b.json", "checkpoint-000000001.pt", "checkpoint-000000001.pt.sha256"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o664, name
 
 

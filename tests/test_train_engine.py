@@ -105,7 +105,7 @@ def test_corrupt_newest_checkpoint_falls_back(tmp_path, capfd):
     ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:100])  # a torn write
     summary = train(cfg(method="efficienttrain++", epochs=2), run)
     err = capfd.readouterr().err
-    assert f"{ckpts[-1]}: unreadable checkpoint" in err and "falling back to the previous one" in err
+    assert f"{ckpts[-1]}: unusable checkpoint" in err and "falling back to the previous one" in err
     reference = train(cfg(method="efficienttrain++", epochs=2), tmp_path / "ref")
     assert summary["top1"] == reference["top1"]
 

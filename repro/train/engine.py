@@ -9,8 +9,9 @@ and optimizer state kept) and only the data loader is rebuilt.
 Data are a deterministic stream of per-epoch permutations; the loader is asked for ``(index, B, m, seed)`` keys
 (``repro.data.transforms``), so a resumed run sees exactly the samples and augmentations of an uninterrupted
 one. Checkpoints (model, optimizer, scaler, EMA, step, stream position, RNG states, replay buffer) are written
-atomically at stage boundaries, every ``checkpoint_minutes`` and on preemption; resume takes the newest
-loadable one. The run directory is locked while the trainer runs.
+atomically at stage boundaries, every ``checkpoint_minutes`` and on preemption; resume takes the newest one that
+matches its checksum and fits this trainer (validated before anything is restored). The run directory is locked
+while the trainer runs.
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ from repro.train.model import build_model, set_input_size
 
 class NonFiniteLoss(UserError):
     """The loss became NaN/inf: stop (retrying the same run would diverge the same way)."""
+
+
+# what a checkpoint must hold for this trainer to resume from it exactly
+STATE_KEYS = frozenset({"step", "position", "train_seconds", "model", "optimizer", "scaler", "ema", "replay", "rng",
+                        "metrics_lines", "input_size", "stage_switch_seconds"})
 
 
 @dataclass(frozen=True)
@@ -279,11 +285,36 @@ class Trainer:
             },
             "metrics_lines": self.log.lines,
             "input_size": self.stage_of(self.step).resolution,
+            "stage_switch_seconds": list(self.stage_switch_seconds),
         }
+
+    def check_state(self, state: dict[str, Any]) -> None:
+        """Raise :class:`~repro.train.checkpoint.UnusableCheckpoint` unless ``state`` restores this trainer
+        completely: ``load_state_dict`` mutates as it goes, so a state that failed half-way would leave a trainer
+        that is neither the checkpoint's nor a fresh one."""
+        missing = STATE_KEYS - state.keys()
+        if missing:
+            raise ckpt.UnusableCheckpoint(f"missing {', '.join(sorted(missing))}")
+        step = state["step"]
+        if not isinstance(step, int) or not 0 <= step <= self.total_steps:
+            raise ckpt.UnusableCheckpoint(f"step {step!r} is outside this run's 0..{self.total_steps}")
+        _check_tensors("model", state["model"], self.model.state_dict())
+        if self.ema is not None and state["ema"] is not None:
+            _check_tensors("ema", state["ema"], self.ema.state_dict())
+        kept = {"scaler": self.scaler.state_dict().keys(), "replay": self.replay.state_dict().keys(),
+                "rng": {"torch", "cuda", "numpy", "python"}}
+        for what, keys in kept.items():
+            if not isinstance(state[what], dict) or keys - state[what].keys():
+                raise ckpt.UnusableCheckpoint(f"{what}: not the state this trainer keeps")
+        groups, mine = state["optimizer"].get("param_groups"), self.optimizer.state_dict()["param_groups"]
+        if not isinstance(groups, list) or [len(g.get("params", ())) for g in groups] != [
+                len(g["params"]) for g in mine]:
+            raise ckpt.UnusableCheckpoint("optimizer: its parameter groups do not match this model's")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.position = int(state["step"]), int(state["position"])
         self.train_seconds = float(state["train_seconds"])
+        self.stage_switch_seconds = [float(t) for t in state["stage_switch_seconds"]]
         set_input_size(self.model, int(state["input_size"]))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -352,18 +383,35 @@ class Trainer:
             record.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
         return record
 
+    def restore(self) -> None:
+        """Resume from the newest usable checkpoint, or start from step 0 -- saying so, with the metrics of the
+        earlier attempt kept aside, when the directory held any. Call under the run directory's lock."""
+        main = self.dist.is_main
+        if main:
+            stale = ckpt.remove_stale(self.out)
+            if stale:
+                self.log.info(f"removed {len(stale)} stale checkpoint temp file(s) of an interrupted write")
+        found = len(ckpt.checkpoints(self.out))
+        latest = ckpt.load_latest(self.out, warn=self.log.warn, validate=self.check_state, keep_rejected=main)
+        if latest is not None:
+            if self.dist.world > 1 and self.cfg.n_replay > 0 and not main:
+                latest["replay"] = ckpt.load_rank(self.out, int(latest["step"]), self.dist.rank)["replay"]
+            self.load_state_dict(latest)
+            self.log.info(f"resumed from step {self.step} of {self.total_steps}")
+            return
+        kept = self.log.restart()
+        if main and (found or kept):
+            why = f"none of the {found} checkpoint(s) is usable" if found else "no checkpoint to resume from"
+            self.log.warn(f"{self.out}: {why}: training starts from step 0"
+                          + (f"; the earlier metrics.jsonl is kept as {kept.name}" if kept else ""))
+
     # -- the loop ------------------------------------------------------------------------------------------
     def train(self) -> dict[str, Any]:
         with RunLock(self.out) if self.dist.is_main else contextlib.nullcontext():
             return self._train()
 
     def _train(self) -> dict[str, Any]:
-        latest = ckpt.load_latest(self.out, warn=self.log.warn)
-        if latest is not None:
-            if self.dist.world > 1 and self.cfg.n_replay > 0 and not self.dist.is_main:
-                latest["replay"] = ckpt.load_rank(self.out, int(latest["step"]), self.dist.rank)["replay"]
-            self.load_state_dict(latest)
-            self.log.info(f"resumed from step {self.step} of {self.total_steps}")
+        self.restore()
         self.log.info(f"{self.cfg.method} {self.curriculum.name}: {len(self.plan)} stages, {self.total_steps} steps, "
                       f"B {[p.resolution for p in self.plan]}, device {self.device}, {self.dist.world} process(es)")
         criterion = _criterion(self.cfg, self.mixup is not None)
@@ -496,6 +544,22 @@ def _criterion(cfg: TrainConfig, soft_targets: bool) -> Any:
     if cfg.smoothing > 0:
         return LabelSmoothingCrossEntropy(smoothing=cfg.smoothing)
     return torch.nn.CrossEntropyLoss()
+
+
+def _check_tensors(what: str, saved: Any, mine: dict[str, torch.Tensor]) -> None:
+    """The strict ``load_state_dict`` checks (same keys, same shapes), without loading anything."""
+    if not isinstance(saved, dict):
+        raise ckpt.UnusableCheckpoint(f"{what}: not a state dict")
+    missing, unexpected = mine.keys() - saved.keys(), saved.keys() - mine.keys()
+    if missing or unexpected:
+        raise ckpt.UnusableCheckpoint(f"{what}: {len(missing)} missing and {len(unexpected)} unexpected tensors "
+                                      f"(e.g. {sorted(missing or unexpected)[0]!r}): another model?")
+    for name, tensor in mine.items():
+        other = saved[name]
+        if not isinstance(other, torch.Tensor) or other.shape != tensor.shape:
+            shape = tuple(other.shape) if isinstance(other, torch.Tensor) else type(other).__name__
+            raise ckpt.UnusableCheckpoint(f"{what}: {name!r} is {shape} in the checkpoint, {tuple(tensor.shape)} "
+                                          "here: another model?")
 
 
 def _as_tuple(x: Any) -> Any:

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ class MetricsLog:
         kept = self.path.read_text().splitlines(keepends=True)[:lines]
         self.path.write_text("".join(kept))
         self.lines = len(kept)
+
+    def restart(self) -> Path | None:
+        """Start afresh (training restarts from step 0): a non-empty metrics.jsonl is renamed aside, not lost."""
+        if not self.enabled or not self.lines:
+            return None
+        kept = self.path.with_name(f"{self.path.name}.{time.strftime('%Y%m%dT%H%M%S')}.old")
+        self.path.replace(kept)
+        self.lines = 0
+        return kept
 
     def write(self, record: dict[str, Any], progress: tuple[int, int] | None = None) -> None:
         if not self.enabled:
