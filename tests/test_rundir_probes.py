@@ -6,6 +6,7 @@ on every run's state."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -31,7 +32,7 @@ from repro.launch.rundir import LOCK_FILE, RunDir, RunDirBusy, RunLock, atomic_w
 from repro.results.collect import collect_runs, read_run, reproduce
 from repro.train import checkpoint as ckpt
 from repro.train.config import TrainConfig
-from repro.train.engine import Trainer, train
+from repro.train.engine import NonFiniteResult, Trainer, train
 
 TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=64,
             max_val_images=32, batch_size=32, lr=1e-3, warmup_epochs=0.2, workers=0, log_every_steps=1,
@@ -215,6 +216,37 @@ def test_checksum_and_file_agree_after_a_kill_during_a_save(tmp_path, monkeypatc
     digest = ckpt.digest_path(path)
     assert not digest.exists() or digest.read_text().split()[0] == ckpt._sha256(path)
     assert ckpt.load_latest(tmp_path, warn=lambda _: None, keep_rejected=False) is None
+
+
+# --- non-finite results -------------------------------------------------------------------------------------------
+
+
+def test_weights_that_turn_nan_on_the_last_step_are_an_error_without_summary(tmp_path, monkeypatch):
+    cfg = TrainConfig(**{**TINY, "method": "baseline", "epochs": 1})
+    original = Trainer._train_step
+
+    def diverging(self, x, y, criterion, stage):
+        loss = original(self, x, y, criterion, stage)
+        if self.step + 1 == self.total_steps:  # the loss was finite; the update is not
+            with torch.no_grad():
+                first_param(self).fill_(float("nan"))
+        return loss
+
+    monkeypatch.setattr(Trainer, "_train_step", diverging)
+    with pytest.raises(NonFiniteResult, match=r"weights are NaN/inf after step \d+ .*lower the learning rate"):
+        train(cfg, tmp_path / "r")
+    assert not (tmp_path / "r" / "summary.json").exists()
+    assert RunDir(tmp_path / "r").state() == "partial"
+
+
+def test_non_finite_final_metric_is_an_error_without_summary(tmp_path, monkeypatch):
+    cfg = TrainConfig(**{**TINY, "method": "baseline", "epochs": 1})
+    monkeypatch.setattr(Trainer, "evaluate", lambda self, model=None: {"top1": math.nan, "top5": 1.0,
+                                                                       "val_loss": 2.0})
+    with pytest.raises(NonFiniteResult, match="final top1=nan .*no summary.json was written"):
+        train(cfg, tmp_path / "r")
+    assert not (tmp_path / "r" / "summary.json").exists()
+    assert all(json.loads(line)["kind"] != "final" for line in (tmp_path / "r" / "metrics.jsonl").open())
 
 
 # --- run directories: one state, everywhere -------------------------------------------------------------------------

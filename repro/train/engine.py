@@ -11,7 +11,7 @@ Data are a deterministic stream of per-epoch permutations; the loader is asked f
 one. Checkpoints (model, optimizer, scaler, EMA, step, stream position, RNG states, replay buffer) are written
 atomically at stage boundaries, every ``checkpoint_minutes`` and on preemption; resume takes the newest one that
 matches its checksum and fits this trainer (validated before anything is restored). The run directory is locked
-while the trainer runs.
+while the trainer runs; non-finite weights are never saved, and a non-finite final result writes no summary.
 """
 
 from __future__ import annotations
@@ -61,6 +61,10 @@ from repro.train.model import build_model, set_input_size
 
 class NonFiniteLoss(UserError):
     """The loss became NaN/inf: stop (retrying the same run would diverge the same way)."""
+
+
+class NonFiniteResult(UserError):
+    """The weights or the final metrics became NaN/inf (e.g. on the last step, after the last checked loss)."""
 
 
 # what a checkpoint must hold for this trainer to resume from it exactly
@@ -333,7 +337,9 @@ class Trainer:
 
     def save(self) -> None:
         """Rank 0 writes the checkpoint; under DDP with a replay buffer every other rank first writes its own
-        buffer (its shard of the batches differs), so a checkpoint that exists always has its rank files."""
+        buffer (its shard of the batches differs), so a checkpoint that exists always has its rank files.
+        Non-finite weights are never saved: a resume would only carry the divergence on."""
+        self._check_finite_weights()
         per_rank = self.dist.world > 1 and self.cfg.n_replay > 0
         if per_rank and not self.dist.is_main:
             ckpt.save_rank(self.out, self.step, self.dist.rank, {"replay": self.replay.state_dict()},
@@ -382,6 +388,15 @@ class Trainer:
             ema = self.evaluate(self.ema.module)
             record.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
         return record
+
+    def _check_finite_weights(self) -> None:
+        models = {"weights": self.model, **({"EMA weights": self.ema} if self.ema is not None else {})}
+        for what, model in models.items():
+            bad = [name for name, t in model.state_dict().items()
+                   if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+            if bad:
+                raise NonFiniteResult(f"{what} are NaN/inf after step {self.step} ({len(bad)} tensors, e.g. "
+                                      f"{bad[0]!r}); lower the learning rate or set clip_grad")
 
     def restore(self) -> None:
         """Resume from the newest usable checkpoint, or start from step 0 -- saying so, with the metrics of the
@@ -464,7 +479,11 @@ class Trainer:
                     self.save()
                     last_save = time.monotonic()
                 stop_if_preempted(self.save)
-        final = self._eval_record(self.plan[-1])
+        final = self._eval_record(self.plan[-1])  # the weights were checked when the last step saved them
+        bad = {k: v for k, v in final.items() if isinstance(v, float) and not math.isfinite(v)}
+        if bad:
+            raise NonFiniteResult(f"final {', '.join(f'{k}={v}' for k, v in bad.items())} at step {self.step}; "
+                                  "no summary.json was written; lower the learning rate or set clip_grad")
         self.log.write({**final, "kind": "final"})
         summary = self._summary(final)
         if self.dist.is_main:
