@@ -138,6 +138,18 @@ def test_broken_newest_checkpoint_falls_back_to_the_previous(case, template, tmp
     assert kept.read_bytes() == broken
 
 
+def test_repro_eval_falls_back_without_moving_anything(template, tmp_path):
+    from repro.commands.eval import evaluate_run
+
+    run = tmp_path / "run"
+    shutil.copytree(template, run)
+    write_json_atomic(run / "train_config.json", TrainConfig(**TINY).model_dump())
+    flip_byte_in_largest_tensor(run / NEWEST)
+    before = sorted(p.name for p in run.iterdir())
+    assert evaluate_run(run)["step"] == 2
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
 def test_no_usable_checkpoint_restarts_from_zero_saying_so_and_keeps_the_old_metrics(template, tmp_path, capfd):
     """Neither checkpoint fits this trainer: nothing of them is restored (not even half), one line says that
     training starts again, and the earlier metrics are renamed aside instead of being appended to."""

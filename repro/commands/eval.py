@@ -49,7 +49,8 @@ def evaluate_run(run_dir: Path, checkpoint: Path | None = None, ema: bool = Fals
     if checkpoint is not None:
         state = dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
     else:
-        found = ckpt.load_latest(run_dir, warn=lambda m: print(f"[repro] warning: {m}", file=sys.stderr))
+        found = ckpt.load_latest(run_dir, warn=lambda m: print(f"[repro] warning: {m}", file=sys.stderr),
+                                 keep_rejected=False)  # a read-only command: a broken file stays where it is
         if found is None:
             raise UserError(f"no loadable checkpoint in {run_dir}")
         state = found
