@@ -181,8 +181,9 @@ class RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
             self._lock(fd)
-            record = {"host": socket.gethostname(), "pid": os.getpid(), "time": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-                      time.gmtime()), "command": " ".join(os.path.basename(a) for a in sys.argv)[:200]}
+            command = " ".join([*map(os.path.basename, sys.argv[:1]), *sys.argv[1:]])[:200]
+            record = {"host": socket.gethostname(), "pid": os.getpid(),
+                      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command}
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
             os.fsync(fd)
