@@ -2,7 +2,7 @@
 
 A manifest is data, not code. It holds the table's caption and labels, **every numeric cell the paper
 reports** (so the aggregator can compare against it), and for each cell that comes from training the run that
-produces it -- task, model, method, schedule, budget and the overrides of a shared base configuration
+produces it -- task, model, method, schedule, budget and the overrides of its task's base configuration
 (``experiments/base/*.yaml``: Table 24 and the per-model exceptions of App. A). Profiles say how to run it:
 ``full`` is the paper's setting, ``smoke`` the same rows on the Fashion-MNIST proxy on a CPU; a profile given
 by name (``smoke: smoke``) is the shared ``experiments/profiles/<name>.yaml``.
@@ -126,7 +126,6 @@ class Manifest(_Strict):
     caption: str
     shows: str
     command: str
-    base: str | None = None
     columns: list[Column] = Field(min_length=1)
     rows: list[Row] = Field(min_length=1)
     profiles: dict[Literal["full", "smoke"], Profile] = Field(default_factory=dict)

@@ -2,7 +2,8 @@
 
 The resolved configuration is composed in one fixed order, each layer overriding the previous one:
 
-1. the manifest's base config (``experiments/base/NAME.yaml``: Table 24),
+1. the base config of the run's task (``experiments/base/<task>.yaml``; in1k: Table 24), whatever the table:
+   the IN-1K pre-training of a COCO row is the same run as Table 7's,
 2. the base config's per-model exceptions (App. A.1: drop path, EMA, AMP, LAMB, ...),
 3. the run itself (model, method, schedule, epochs, final size, dataset) and its ``overrides``,
 4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``.
@@ -93,13 +94,14 @@ def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, ada
     return float(round(baseline_epochs * baseline_epochs / probe))
 
 
-def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig | None) -> dict[str, Any]:
+def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig) -> dict[str, Any]:
+    """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``)."""
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
     profile = manifest.profiles[profile_name]
-    config: dict[str, Any] = dict(base.config) if base else {}
-    model_defaults = dict(base.models.get(spec.model, {})) if base else {}
+    config: dict[str, Any] = dict(base.config)
+    model_defaults = dict(base.models.get(spec.model, {}))
     timm_name = model_defaults.pop("timm", None)
     config.update(model_defaults)
     final_size = profile.final_size
@@ -141,13 +143,15 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
     if only:
         for label in only:
             manifest.row(label)  # one-line error for an unknown row
-    base = load_base(manifest.base) if manifest.base else None
+    bases: dict[str, BaseConfig] = {}
     runs = []
     for row in manifest.rows:
         if only and row.label not in only:
             continue
         for key, spec in row.runs.items():
-            config = resolve_config(spec, profile, manifest, base)
+            if spec.task not in bases:
+                bases[spec.task] = load_base(spec.task)
+            config = resolve_config(spec, profile, manifest, bases[spec.task])
             run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
             evaluation = {k: v for k, v in spec.overrides.items() if k.startswith(EVAL_PREFIX)}
             runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
