@@ -151,7 +151,7 @@ class Manifest(_Strict):
                 col = columns[key]
                 if cell is None:
                     continue
-                needed = [col.run] if col.source == "run" else []
+                needed = [col.run] if col.source == "run" or (col.source == "cost" and col.run) else []
                 needed += [col.numerator, col.denominator] if col.source == "ratio" else []
                 for run in needed:
                     if run not in row.runs:

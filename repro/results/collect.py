@@ -112,7 +112,8 @@ def reproduce(
                 # cost columns describe the paper's full-size model, whatever profile produced the runs
                 config = {"final_size": (chosen.spec.final_size if chosen else None) or 224}
                 if chosen:  # the paper-level run settings (Table 3's cropping window and epochs)
-                    config |= {"method": chosen.spec.method, "epochs": chosen.spec.epochs, **chosen.spec.overrides}
+                    config |= {"method": chosen.spec.method, "schedule": chosen.spec.schedule,
+                               "epochs": chosen.spec.epochs, **chosen.spec.overrides}
                 value = cost(model, col.metric or "", config) if cost else None
                 status = "finished" if value is not None else "cost model unavailable"
             delta = None if value is None or paper is None else value - paper
