@@ -38,9 +38,9 @@ def test_run_then_rerun_is_idempotent(toy, tmp_path, capsys):
     assert toy == [] and "4 skipped" in capsys.readouterr().out
     # and the aggregator sees them
     assert main(["table", "7", "--runs", runs, "--out", str(tmp_path / "res"), "--no-plots"]) == 0
-    assert "63/114 cells reproduced" in capsys.readouterr().out  # 4 top-1, 2 ratios, 57 cost cells
-    md = (tmp_path / "res" / "table07.md").read_text()
-    assert "78.8 / **90**" in md and "79.6 / **90.5**" in md
+    assert "63 of 114 cells filled" in capsys.readouterr().out  # 4 top-1, 2 ratios, 57 cost cells
+    md = (tmp_path / "res" / "table07-smoke.md").read_text()
+    assert "78.8 / **90.00**" in md and "79.6 / **90.50**" in md
 
 
 def test_failures_and_interruptions(toy, tmp_path, capsys):
