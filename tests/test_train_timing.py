@@ -62,3 +62,33 @@ def test_cpu_time_survives_a_competing_load_and_wall_time_does_not(tmp_path):
     assert busy["top1"] == quiet["top1"]  # the same run
     assert busy["wall_time_s"] > 1.3 * quiet["wall_time_s"]
     assert busy["cpu_time_s"] == pytest.approx(quiet["cpu_time_s"], rel=0.2)
+
+
+def test_cuda_steps_are_timed_by_events(monkeypatch):
+    """On CUDA each step is bracketed by two events; their elapsed times are summed when the clock syncs."""
+
+    class FakeEvent:
+        clock = 0.0
+
+        def __init__(self, enable_timing: bool) -> None:
+            assert enable_timing
+            self.at = None
+
+        def record(self) -> None:
+            FakeEvent.clock += 0.25  # each record: 250 ms of device time later
+            self.at = FakeEvent.clock
+
+        def synchronize(self) -> None:
+            assert self.at is not None
+
+        def elapsed_time(self, end: FakeEvent) -> float:
+            return (end.at - self.at) * 1000  # milliseconds, as torch.cuda.Event
+
+    monkeypatch.setattr(torch.cuda, "Event", FakeEvent)
+    clock = TrainClock(torch.device("cuda", 0))
+    for _ in range(3):
+        with clock.step():
+            pass
+    assert clock.summary()["gpu_time_s"] == pytest.approx(0.75)
+    assert clock.state_dict()["gpu_s"] == pytest.approx(0.75)  # synced once, not counted twice
+    assert "gpu_time_s" not in TrainClock(torch.device("cpu")).summary()
