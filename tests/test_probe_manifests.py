@@ -4,6 +4,7 @@ directory."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,19 +99,47 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
      "no cell for columns ['gflops']"),
     ("a cell's run missing from the row", _edit(lambda d: d["rows"][0]["runs"].pop("etpp")), "needs a run 'etpp'"),
     ("a cell not a number", _edit(lambda d: d["rows"][3]["cells"].update(gflops="lots")), "rows.3.cells.gflops"),
+    ("a NaN cell", _edit(lambda d: d["rows"][0]["cells"].update(gflops=math.nan)), "rows.0.cells.gflops"),
     # profiles
     ("an unknown profile name", _edit(lambda d: d["profiles"].update(fast=_full(d))), "profiles.fast"),
     ("an unknown shared profile", _edit(lambda d: d["profiles"].update(smoke="tiny")),
      "profiles.smoke: no shared profile 'tiny'"),
     ("a profile not a mapping", _edit(lambda d: d["profiles"].update(full=5)), "profiles.full: Input should be"),
     ("epoch_scale 0", _edit(lambda d: _full(d).update(epoch_scale=0)), "profiles.full.epoch_scale"),
+    ("an unknown profile override", _edit(lambda d: _full(d).update(overrides={"lrr": 0.1})),
+     "profiles.full.overrides.lrr: unknown setting 'lrr' (did you mean 'lr'"),
+    ("a profile override of the wrong type", _edit(lambda d: _full(d).update(overrides={"mixup": "lots"})),
+     "profiles.full.overrides.mixup: Input should be a valid number"),
     # runs
     ("negative epochs", _edit(lambda d: _run(d).update(epochs=-3)),
      "rows.0.runs.baseline.epochs: Input should be greater"),
     ("zero epochs", _edit(lambda d: _run(d).update(epochs=0)), "rows.0.runs.baseline.epochs: Input should be greater"),
+    ("infinite epochs", _edit(lambda d: _run(d).update(epochs=math.inf)),
+     "rows.0.runs.baseline.epochs: Input should be a finite number"),
     ("final size 0", _edit(lambda d: _run(d).update(final_size=0)), "rows.0.runs.baseline.final_size"),
     ("an unknown task", _edit(lambda d: _run(d).update(task="imagenet")), "rows.0.runs.baseline.task"),
+    ("a task without a base config", _edit(lambda d: _run(d).update(task="analysis")),
+     "rows.0.runs.baseline.task (row 'ResNet-50'): no base config 'analysis'"),
     ("an unknown run key", _edit(lambda d: _run(d).update(epoch=300)), "rows.0.runs.baseline.epoch: Extra inputs"),
+    ("an unknown model", _edit(lambda d: _run(d).update(model="ResNet-5O")),
+     "rows.0.runs.baseline.model (row 'ResNet-50'): unknown model 'ResNet-5O' (did you mean 'ResNet-50'"),
+    ("an unknown method", _edit(lambda d: _run(d, "etpp").update(method="efficienttrain+")),
+     "rows.0.runs.etpp.method (row 'ResNet-50'): unknown method 'efficienttrain+' (did you mean 'efficienttrain++'"),
+    ("an unknown schedule", _edit(lambda d: _run(d, "etpp").update(schedule="etp")),
+     "rows.0.runs.etpp.schedule (row 'ResNet-50'): unknown schedule 'etp' (did you mean"),
+    ("an unknown override", _edit(lambda d: _run(d).update(overrides={"warmup_epoch": 5})),
+     "rows.0.runs.baseline.overrides.warmup_epoch (row 'ResNet-50'): unknown setting 'warmup_epoch' (did you mean "
+     "'warmup_epochs'"),
+    ("an override of the wrong type", _edit(lambda d: _run(d).update(overrides={"lr": "fast"})),
+     "rows.0.runs.baseline.overrides.lr (row 'ResNet-50'): Input should be a valid number"),
+    ("an infinite override", _edit(lambda d: _run(d).update(overrides={"lr": math.inf})),
+     "rows.0.runs.baseline.overrides.lr (row 'ResNet-50'): Input should be a finite number"),
+    ("an override out of range", _edit(lambda d: _run(d).update(overrides={"drop_path": 1.5})),
+     "rows.0.runs.baseline.overrides.drop_path (row 'ResNet-50'): Input should be less than 1"),
+    ("a run field as an override", _edit(lambda d: _run(d).update(overrides={"epochs": 30})),
+     "rows.0.runs.baseline.overrides.epochs (row 'ResNet-50'): 'epochs' is a field of the run: set it there"),
+    ("an infinite unimplemented setting", _edit(lambda d: _run(d).update(overrides={"lfc_window": math.inf})),
+     "rows.0.runs.baseline.overrides.lfc_window (row 'ResNet-50'): must be a finite number"),
 ]
 
 

@@ -18,35 +18,11 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
-from repro.launch.manifest import EXPERIMENTS_DIR, Manifest, RunSpec
-
-
-class BaseConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    config: dict[str, Any]
-    models: dict[str, dict[str, Any]] = {}
-
-
-def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConfig:
-    path = directory / f"{name}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
-        raise UserError(f"{path}: no such base config; known: {known}")
-    try:
-        return BaseConfig.model_validate(yaml.safe_load(path.read_text()))
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
 
 
 @dataclass(frozen=True)
