@@ -146,3 +146,20 @@ def test_table10_proxies_follow_the_paper_rule_at_their_size():
     assert build("et", final_size=96, adapt="linear", reference_final=384).resolutions == (40, 68, 96)
     assert "paper_final_size" not in runs["EfficientTrain", "r224"]
     assert all("paper_final_size" not in r.config for r in resolve(load_manifest(manifest_path(7)), "smoke"))
+
+
+def test_a_runs_overrides_win_over_the_profiles(tmp_path):
+    """A run's own overrides are what its row varies: the smoke profile's lr, batch and eval interval must not
+    replace them (they did, silently, and the run got the unmodified run's id)."""
+    import yaml
+
+    data = yaml.safe_load(manifest_path(7).read_text())
+    runs = data["rows"][0]["runs"]
+    runs["fast"] = dict(runs["baseline"], overrides={"lr": 0.01, "batch_size": 32, "eval_every_epochs": 5})
+    path = tmp_path / "table07.yaml"
+    path.write_text(yaml.safe_dump(data))
+    resolved = {r.key: r for r in resolve(load_manifest(path), "smoke", ["ResNet-50"])}
+    fast, baseline = resolved["fast"], resolved["baseline"]
+    assert (fast.config["lr"], fast.config["batch_size"], fast.config["eval_every_epochs"]) == (0.01, 32, 5)
+    assert (baseline.config["lr"], baseline.config["batch_size"]) == (2e-3, 64)  # the profile's, elsewhere
+    assert fast.run_id != baseline.run_id and fast.evaluation == {}

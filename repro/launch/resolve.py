@@ -6,7 +6,9 @@ The resolved configuration is composed in one fixed order, each layer overriding
    the IN-1K pre-training of a COCO row is the same run as Table 7's,
 2. the base config's per-model exceptions (App. A.1: drop path, EMA, AMP, LAMB, ...),
 3. the run itself (model, method, schedule, epochs, final size, dataset) and its ``overrides``,
-4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``.
+4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``,
+   except for the settings the run overrides itself: those are what the row varies, and a profile that
+   replaced them would train (and name) another run than the one asked for.
 
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
@@ -59,6 +61,12 @@ def config_hash(config: dict[str, Any]) -> str:
 EVAL_PREFIX = "eval_"  # overrides that change how a trained run is evaluated, not the training itself
 
 
+def _is_evaluation(key: str) -> bool:
+    from repro.train.config import TrainConfig
+
+    return key.startswith(EVAL_PREFIX) and key not in TrainConfig.model_fields  # eval_every_epochs trains
+
+
 def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, adapt: str) -> float:
     """Epochs of ``schedule`` whose training compute equals ``baseline_epochs`` standard epochs (Table 9: "our
     method is configured to have the same training cost as the baselines"): equivalent epochs grow linearly
@@ -94,7 +102,8 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         dataset=spec.dataset or profile.dataset,
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
-    config.update({k: v for k, v in spec.overrides.items() if not k.startswith(EVAL_PREFIX)})
+    run_overrides = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
+    config.update(run_overrides)
     if config.get("same_cost_as_baseline") and epochs is not None:
         epochs = same_cost_epochs(spec.schedule or "baseline", float(epochs), final_size, profile.adapt)
     config.update(
@@ -108,9 +117,9 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
     if config.get("warmup_epochs") is not None:  # the warm-up is part of the schedule: it scales with it
         config["warmup_epochs"] = config["warmup_epochs"] * profile.epoch_scale
-    if profile.global_batch is not None:
-        config["batch_size"] = profile.global_batch
-    config.update(profile.overrides)
+    profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
+    profile_settings.update(profile.overrides)
+    config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})
     return config
 
 
@@ -129,6 +138,6 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
                 bases[spec.task] = load_base(spec.task)
             config = resolve_config(spec, profile, manifest, bases[spec.task])
             run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
-            evaluation = {k: v for k, v in spec.overrides.items() if k.startswith(EVAL_PREFIX)}
+            evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
     return runs
