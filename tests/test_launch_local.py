@@ -68,11 +68,14 @@ def test_setup_error_stops_the_table_with_one_line(toy, tmp_path, capsys):
 
 
 def test_missing_runner_is_reported_by_name(monkeypatch, tmp_path, capsys):
+    """What can run, runs; what cannot is named with the reason, and the exit status says so (3, not 0)."""
     monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
     monkeypatch.setattr(toy_runner, "SUPPORTED_METHODS", {"baseline"})
-    assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "no runner for method 'efficienttrain++' yet" in out and "1 finished, 1 no-runner" in out
+    assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 3
+    captured = capsys.readouterr()
+    assert "no runner for method 'efficienttrain++' yet" in captured.out and "1 finished, 1 no-runner" in captured.out
+    assert captured.err == "repro run: 1 of 2 runs could not start (see the 'no-run' lines)\n"
+    assert len(list(tmp_path.glob("*/summary.json"))) == 1  # the runnable one finished
     monkeypatch.delitem(local.RUNNERS, "in1k")
     runs = resolve(load_manifest(manifest_path(7)), "smoke", ["ResNet-50"])
     outcomes = local.run_locally(runs, tmp_path / "other", log=lambda _: None)
