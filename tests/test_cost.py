@@ -6,6 +6,7 @@ import contextlib
 import csv
 import io
 
+import pandas as pd
 import pytest
 import torch
 
@@ -139,3 +140,25 @@ def test_model_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["cost", "DeiT-Small", "--schedule", "etpp-discrete"]) == 0
     out = capsys.readouterr().out
     assert "schedule etpp-discrete" in out and "96" in out
+
+
+def test_speedup_cells_follow_the_rows_method_and_schedule() -> None:
+    """A cost column's computation speedup is that of the row's run: 1.0 for a baseline (Tables 19 (a), 22 (e)),
+    ET's Table 5 curriculum for ET rows (~1.5, Table 19), Table 7's official ET++ accounting for ET++ at 200."""
+    from repro.launch.manifest import load_manifest, manifest_path
+    from repro.results.collect import reproduce
+    from repro.results.costs import cost_lookup
+
+    def speedups(table: int, column: str) -> dict[str, float]:
+        frame = reproduce(load_manifest(manifest_path(table)), "smoke", pd.DataFrame(), cost_lookup())
+        cells = frame[(frame.column == column) & frame.reproduced.notna()]
+        return dict(zip(cells.row, cells.reproduced, strict=True))
+
+    t19 = speedups(19, "training_speedup")
+    assert t19["(a) Baseline"] == 1.0
+    assert all(1.5 <= v <= 1.6 for row, v in t19.items() if row != "(a) Baseline")
+    assert speedups(7, "computation_speedup")["ConvNeXt-Tiny"] == pytest.approx(1.49, abs=0.005)
+    baselines = [v for row, v in speedups(22, "training_speedup_e").items() if "Baseline" in row]
+    assert baselines and all(v == 1.0 for v in baselines)
+    assert lookup("DeiT-Tiny", "computation_speedup", {"method": "efficienttrain", "epochs": 300}) == pytest.approx(
+        300 / build("et", epochs=300, cost=cost_fn("DeiT-Tiny")).equivalent_epochs)

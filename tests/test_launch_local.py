@@ -38,9 +38,9 @@ def test_run_then_rerun_is_idempotent(toy, tmp_path, capsys):
     assert toy == [] and "4 skipped" in capsys.readouterr().out
     # and the aggregator sees them
     assert main(["table", "7", "--runs", runs, "--out", str(tmp_path / "res"), "--no-plots"]) == 0
-    assert "63/114 cells reproduced" in capsys.readouterr().out  # 4 top-1, 2 ratios, 57 cost cells
-    md = (tmp_path / "res" / "table07.md").read_text()
-    assert "78.8 / **90**" in md and "79.6 / **90.5**" in md
+    assert "63 of 114 cells filled" in capsys.readouterr().out  # 4 top-1, 2 ratios, 57 cost cells
+    md = (tmp_path / "res" / "table07-smoke.md").read_text()
+    assert "78.8 / **90.00**" in md and "79.6 / **90.50**" in md
 
 
 def test_failures_and_interruptions(toy, tmp_path, capsys):
@@ -68,11 +68,14 @@ def test_setup_error_stops_the_table_with_one_line(toy, tmp_path, capsys):
 
 
 def test_missing_runner_is_reported_by_name(monkeypatch, tmp_path, capsys):
+    """What can run, runs; what cannot is named with the reason, and the exit status says so (3, not 0)."""
     monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
     monkeypatch.setattr(toy_runner, "SUPPORTED_METHODS", {"baseline"})
-    assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 0
-    out = capsys.readouterr().out
-    assert "no runner for method 'efficienttrain++' yet" in out and "1 finished, 1 no-runner" in out
+    assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 3
+    captured = capsys.readouterr()
+    assert "no runner for method 'efficienttrain++' yet" in captured.out and "1 finished, 1 no-runner" in captured.out
+    assert captured.err == "repro run: 1 of 2 runs could not start (see the 'no-run' lines)\n"
+    assert len(list(tmp_path.glob("*/summary.json"))) == 1  # the runnable one finished
     monkeypatch.delitem(local.RUNNERS, "in1k")
     runs = resolve(load_manifest(manifest_path(7)), "smoke", ["ResNet-50"])
     outcomes = local.run_locally(runs, tmp_path / "other", log=lambda _: None)
@@ -146,3 +149,20 @@ def test_table10_proxies_follow_the_paper_rule_at_their_size():
     assert build("et", final_size=96, adapt="linear", reference_final=384).resolutions == (40, 68, 96)
     assert "paper_final_size" not in runs["EfficientTrain", "r224"]
     assert all("paper_final_size" not in r.config for r in resolve(load_manifest(manifest_path(7)), "smoke"))
+
+
+def test_a_runs_overrides_win_over_the_profiles(tmp_path):
+    """A run's own overrides are what its row varies: the smoke profile's lr, batch and eval interval must not
+    replace them (they did, silently, and the run got the unmodified run's id)."""
+    import yaml
+
+    data = yaml.safe_load(manifest_path(7).read_text())
+    runs = data["rows"][0]["runs"]
+    runs["fast"] = dict(runs["baseline"], overrides={"lr": 0.01, "batch_size": 32, "eval_every_epochs": 5})
+    path = tmp_path / "table07.yaml"
+    path.write_text(yaml.safe_dump(data))
+    resolved = {r.key: r for r in resolve(load_manifest(path), "smoke", ["ResNet-50"])}
+    fast, baseline = resolved["fast"], resolved["baseline"]
+    assert (fast.config["lr"], fast.config["batch_size"], fast.config["eval_every_epochs"]) == (0.01, 32, 5)
+    assert (baseline.config["lr"], baseline.config["batch_size"]) == (2e-3, 64)  # the profile's, elsewhere
+    assert fast.run_id != baseline.run_id and fast.evaluation == {}

@@ -107,3 +107,25 @@ def test_shared_smoke_profile_is_one_definition(tmp_path):
     (tmp_path / "profiles" / "smoke.yaml").write_text("epoch_scale: 0.5\n")
     with pytest.raises(UserError, match=r"profiles\.smoke\.description: Field required"):
         load_manifest(copy)
+
+
+@pytest.mark.parametrize("profile", ["smoke", "full"])
+def test_pretraining_runs_resolve_against_their_own_task(profile):
+    """The IN-1K pre-trainings of the downstream tables (16-18) are Table 7's runs: same App. A.1 settings (Swin-T:
+    drop path 0.2, clip 5.0), same run id, so a backbone is trained once, whatever table asks for it first."""
+    from repro.launch.manifest import manifest_path
+    from repro.launch.resolve import resolve
+
+    table7 = {(r.spec.model, r.spec.method): r for r in resolve(load_manifest(manifest_path(7)), profile)}
+    shared = 0
+    for table in (16, 17, 18):
+        for run in resolve(load_manifest(manifest_path(table)), profile):
+            if run.spec.task != "in1k":
+                continue
+            twin = table7.get((run.spec.model, run.spec.method))
+            if twin is not None and (twin.spec.epochs, twin.spec.schedule) == (run.spec.epochs, run.spec.schedule):
+                assert run.run_id == twin.run_id, (table, run.label)
+                shared += 1
+    assert shared >= 40
+    swin = table7["Swin-Tiny", "baseline"].config
+    assert (swin["drop_path"], swin["clip_grad"]) == (0.2, 5.0)

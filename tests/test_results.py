@@ -12,7 +12,7 @@ from repro.cli import main
 from repro.launch.manifest import load_manifest, manifest_path
 from repro.launch.resolve import resolve
 from repro.results.collect import collect_runs, outside_tolerance, reproduce
-from repro.results.render import CSV_COLUMNS
+from repro.results.render import CSV_COLUMNS, column_decimals, counts, write_table
 
 
 @pytest.fixture
@@ -80,15 +80,18 @@ def test_table_command_renders_files(table7_runs, tmp_path, capsys):
     assert main(["table", "7", "--runs", str(root), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     # 3 top-1 + 1 ratio from runs, 19 x 3 cost columns from the cost model
-    assert "not valid JSON" in printed and "61/114 cells reproduced" in printed
-    md = (out / "table07.md").read_text()
-    assert "| ResNet-50 |" in md and "78.8 / **90.1** (+11.30)" in md and "proxy numbers" in md
-    assert "(corrupt)" in md and "(partial)" in md
-    csv = pd.read_csv(out / "table07.csv")
+    # 61 filled; within tolerance: Swin-T's top-1 and ResNet-50's wall-time ratio (1.5 vs 1.45, tolerance 0.05), the
+    # 38 params/FLOPs cells of the cost model and its 19 computation speedups, less 2 FLOPs and 1 speedup cells
+    assert "not valid JSON" in printed and "61 of 114 cells filled; " in printed
+    md = (out / "table07-smoke.md").read_text()
+    # the paper's precision (one decimal) and one digit more
+    assert "| ResNet-50 |" in md and "78.8 / **90.10** (+11.30)" in md and "proxy numbers" in md
+    assert "(corrupt)" in md and "(partial)" in md and "61 of 114 cells filled; " in md
+    csv = pd.read_csv(out / "table07-smoke.csv")
     assert list(csv.columns) == CSV_COLUMNS and len(csv) == 114
-    tex = (out / "table07.tex").read_text()
-    assert r"\begin{tabular}" in tex and "78.8 / 90.1" in tex and r"Top-1 Accuracy: Baseline (\%)" not in tex
-    for png in ("table07_accuracy_vs_cost.png", "curriculum_etpp.png", "curriculum_etpp-convnext.png"):
+    tex = (out / "table07-smoke.tex").read_text()
+    assert r"\begin{tabular}" in tex and "78.8 / 90.10" in tex and r"Top-1 Accuracy: Baseline (\%)" not in tex
+    for png in ("table07-smoke_accuracy_vs_cost.png", "curriculum_etpp.png", "curriculum_etpp-convnext.png"):
         assert (out / png).stat().st_size > 5000
 
 
@@ -114,12 +117,64 @@ def test_shared_runs_resolve_to_one_directory():
 
 
 def test_committed_table7_is_in_the_readme():
-    """results/table07.md (from `make table7` on a fresh clone) is what the README shows, and it is complete."""
+    """results/table07-smoke.md (from `make table7` on a fresh clone) is what the README shows, and it is complete."""
     root = Path(__file__).resolve().parents[1]
-    rendered = (root / "results" / "table07.md").read_text().strip()
+    rendered = (root / "results" / "table07-smoke.md").read_text().strip()
     readme = (root / "README.md").read_text()
-    block = readme.split("<!-- results/table07.md: begin -->")[1].split("<!-- results/table07.md: end -->")[0]
+    block = readme.split("<!-- results/table07-smoke.md: begin -->")[1].split("<!-- results/table07-smoke.md: end")[0]
     assert block.strip() == rendered
-    assert "114 of 114 cells reproduced" in rendered and "Profile `smoke`" in rendered
-    frame = pd.read_csv(root / "results" / "table07.csv")
+    assert "114 of 114 cells filled" in rendered and "Profile `smoke`" in rendered
+    frame = pd.read_csv(root / "results" / "table07-smoke.csv")
     assert len(frame) == 114 and set(frame["status"]) == {"finished"} and set(frame["profile"]) == {"smoke"}
+
+
+def test_rendering_never_replaces_results_by_holes(tmp_path, capsys):
+    """Without a finished run `repro table` writes nothing (a fresh clone keeps its committed results), and each
+    profile has its own file names."""
+    out = tmp_path / "results"
+    out.mkdir()
+    committed = out / "table09-smoke.md"
+    committed.write_text("committed\n")
+    assert main(["table", "9", "--runs", str(tmp_path / "none"), "--out", str(out)]) == 1
+    assert "nothing written" in capsys.readouterr().err
+    assert committed.read_text() == "committed\n" and sorted(p.name for p in out.iterdir()) == ["table09-smoke.md"]
+    # a full-profile run renders under the full profile's own names
+    run = next(r for r in resolve(load_manifest(manifest_path(9)), "full"))
+    (tmp_path / "runs" / run.run_id).mkdir(parents=True)
+    (tmp_path / "runs" / run.run_id / "summary.json").write_text(json.dumps({"top1": 80.0}))
+    assert main(["table", "9", "--profile", "full", "--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert (out / "table09-full.md").exists() and committed.read_text() == "committed\n"
+
+
+def test_counts_and_precision(table7_runs, tmp_path):
+    """'filled' and 'within tolerance' are counted apart; values carry the paper's precision plus one digit."""
+    manifest, root = table7_runs
+    with pytest.warns(UserWarning):
+        frame = reproduce(manifest, "smoke", collect_runs(root))
+    frame.loc[frame.column == "baseline_top1", "reproduced"] += 0.1 + 1e-13  # float noise
+    assert counts(frame).startswith("4 of 114 cells filled; 2 of the 4")
+    write_table(manifest, frame, tmp_path)
+    csv = pd.read_csv(tmp_path / "table07-smoke.csv").set_index(["row", "column"])
+    assert csv.loc[("ResNet-50", "baseline_top1"), "reproduced"] == 90.2  # 90.2 + 1e-13 rounded to 2 decimals
+    assert column_decimals(manifest)["computation_speedup"] == 2 and column_decimals(manifest)["params_m"] == 0
+
+
+def test_time_ratios_use_cpu_time_on_cpu_and_wall_time_on_gpu(tmp_path):
+    """On CPU the wall-time speedup cell is the CPU-time ratio (the wall one stays in the frame); on GPU the wall."""
+    manifest = load_manifest(manifest_path(7))
+    runs = {(r.row, r.key): r for r in resolve(manifest, "smoke")}
+    root = tmp_path / "runs"
+    for key, wall, cpu, device in (("baseline", 300.0, 90.0, "cpu"), ("etpp", 250.0, 60.0, "cpu")):
+        d = root / runs["ResNet-50", key].run_id
+        d.mkdir(parents=True)
+        summary = {"top1": 50.0, "wall_time_s": wall, "cpu_time_s": cpu, "device": device}
+        (d / "summary.json").write_text(json.dumps(summary))
+    cell = reproduce(manifest, "smoke", collect_runs(root)).set_index(["row", "column"]).loc[
+        ("ResNet-50", "walltime_speedup")]
+    assert (cell.reproduced, cell.measure, cell.wall_time_ratio) == (1.5, "cpu_time", 1.2)
+    for key in ("baseline", "etpp"):
+        path = root / runs["ResNet-50", key].run_id / "summary.json"
+        path.write_text(path.read_text().replace('"cpu"', '"cuda:0"'))
+    cell = reproduce(manifest, "smoke", collect_runs(root)).set_index(["row", "column"]).loc[
+        ("ResNet-50", "walltime_speedup")]
+    assert (cell.reproduced, cell.measure) == (1.2, "wall_time")

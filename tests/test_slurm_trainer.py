@@ -16,6 +16,7 @@ from repro.launch import slurm_state
 from repro.launch.job import RunJob, attempts
 from repro.launch.rundir import RunDir
 from repro.launch.slurm_state import FallbackSlurmJob, wait_done, with_state_fallback
+from repro.train.timing import TIMING_KEYS
 
 slurm_state.use_local_cluster_conf()
 _WHY_NOT = slurm_state.controller_answers()
@@ -36,8 +37,7 @@ def _train_steps(run: Path) -> list[int]:
 
 
 def _without_times(run: Path) -> list[dict]:
-    drop = ("wall_time_s", "images_per_s")
-    return [{k: v for k, v in json.loads(line).items() if k not in drop}
+    return [{k: v for k, v in json.loads(line).items() if k not in TIMING_KEYS}
             for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 

@@ -16,6 +16,7 @@ import torch
 from repro.errors import UserError
 from repro.train.config import TrainConfig, from_resolved
 from repro.train.engine import NonFiniteLoss, Trainer, train
+from repro.train.timing import TIMING_KEYS
 
 TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=192,
             max_val_images=64,
@@ -42,7 +43,7 @@ def records(run: Path) -> list[dict]:
 
 
 def without_times(recs: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in ("wall_time_s", "images_per_s")} for r in recs]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
 
 
 def test_etpp_crosses_every_stage_with_worker_side_b_and_m(tmp_path, monkeypatch):

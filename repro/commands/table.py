@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from typing import Any
 
@@ -17,7 +18,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "table",
-        help="render results/tableNN.{md,csv,tex} (+ plots) from existing runs",
+        help="render results/tableNN-PROFILE.{md,csv,tex} (+ plots) from existing runs",
         description="Join the paper's cells with reproduced ones from finished runs; never trains.",
     )
     p.add_argument("table", help="table number or manifest path")
@@ -55,14 +56,18 @@ def _frame(table: str, profile: str, runs_dir: str):  # type: ignore[no-untyped-
 def run_table(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from repro.results.render import write_table
+    from repro.results.render import counts, write_table
 
     manifest, frame = _frame(args.table, args.profile, args.runs)
+    trained = frame[frame["source"].isin(("run", "ratio"))]
+    if len(trained) and trained["reproduced"].isna().all():  # rendering it would only replace results by holes
+        print(f"table {manifest.table} ({args.profile}): no finished run under {args.runs}/; nothing written "
+              f"(train them first: make table{manifest.table} or repro run {manifest.table})", file=sys.stderr)
+        return 1
     paths = write_table(manifest, frame, args.out)
     if not args.no_plots:
         paths += _plots(manifest, frame, Path(args.out))
-    reproduced = int(frame["reproduced"].notna().sum())
-    print(f"table {manifest.table} ({args.profile}): {reproduced}/{len(frame)} cells reproduced")
+    print(f"table {manifest.table} ({args.profile}): {counts(frame)}")
     for path in paths:
         print(f"wrote {path}")
     return 0
@@ -71,11 +76,13 @@ def run_table(args: argparse.Namespace) -> int:
 def _plots(manifest, frame, out):  # type: ignore[no-untyped-def]
     from repro.core.curriculum import build
     from repro.results.plots import plot_accuracy_vs_cost, plot_curriculum
+    from repro.results.render import result_stem
 
     paths = []
     keys = {c.key for c in manifest.columns}
     if {"baseline_top1", "etpp_top1"} <= keys:
-        paths.append(plot_accuracy_vs_cost(frame, out / f"table{manifest.table:02d}_accuracy_vs_cost.png"))
+        stem = result_stem(manifest.table, str(frame["profile"].iloc[0]))
+        paths.append(plot_accuracy_vs_cost(frame, out / f"{stem}_accuracy_vs_cost.png"))
         schedules = {spec.schedule for row in manifest.rows for spec in row.runs.values() if spec.schedule}
         for name in sorted(schedules):
             paths.append(plot_curriculum(build(name), out / f"curriculum_{name}.png"))
@@ -85,6 +92,7 @@ def _plots(manifest, frame, out):  # type: ignore[no-untyped-def]
 def run_compare(args: argparse.Namespace) -> int:
     from repro.launch.manifest import all_manifests
     from repro.results.collect import outside_tolerance
+    from repro.results.render import counts
 
     tables = args.table or [str(p) for p in all_manifests()]
     if not tables:
@@ -93,9 +101,8 @@ def run_compare(args: argparse.Namespace) -> int:
     for table in tables:
         manifest, frame = _frame(table, args.profile, args.runs)
         off = outside_tolerance(frame, args.tolerance)
-        have = int(frame["reproduced"].notna().sum())
         proxy = bool(frame["proxy"].any()) if "proxy" in frame else False
-        print(f"table {manifest.table} ({args.profile}): {have} reproduced, {len(off)} outside tolerance"
+        print(f"table {manifest.table} ({args.profile}): {counts(frame)}; {len(off)} outside tolerance"
               + (" -- proxy runs (Fashion-MNIST, CPU): only the cost columns are expected to match" if proxy else ""))
         for r in off.itertuples():
             print(f"  {r.row} / {r.column}: paper {r.paper:g}, reproduced {r.reproduced:.4g} ({r.delta:+.3g})")

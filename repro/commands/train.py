@@ -159,7 +159,7 @@ def print_summary(summary: dict[str, Any], fmt: str) -> None:
         sys.stdout.write("\n")
         return
     keys = ("model", "method", "schedule", "top1", "top5", "top1_ema", "equivalent_epochs", "real_epochs", "steps",
-            "wall_time_s", "gpu_hours", "stage_switch_seconds", "flops")
+            "wall_time_s", "cpu_time_s", "gpu_time_s", "gpu_hours", "stage_switch_seconds", "flops")
     for key in keys:
         if key in summary:
             value = summary[key]

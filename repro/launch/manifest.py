@@ -2,7 +2,7 @@
 
 A manifest is data, not code. It holds the table's caption and labels, **every numeric cell the paper
 reports** (so the aggregator can compare against it), and for each cell that comes from training the run that
-produces it -- task, model, method, schedule, budget and the overrides of a shared base configuration
+produces it -- task, model, method, schedule, budget and the overrides of its task's base configuration
 (``experiments/base/*.yaml``: Table 24 and the per-model exceptions of App. A). Profiles say how to run it:
 ``full`` is the paper's setting, ``smoke`` the same rows on the Fashion-MNIST proxy on a CPU; a profile given
 by name (``smoke: smoke``) is the shared ``experiments/profiles/<name>.yaml``.
@@ -20,11 +20,13 @@ A cell is a number, ``null`` for a dash in the paper, or ``{value: ..., note: ..
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from repro.errors import UserError, read_yaml_mapping
 
@@ -37,7 +39,7 @@ KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RunSpec(_Strict):
@@ -126,7 +128,6 @@ class Manifest(_Strict):
     caption: str
     shows: str
     command: str
-    base: str | None = None
     columns: list[Column] = Field(min_length=1)
     rows: list[Row] = Field(min_length=1)
     profiles: dict[Literal["full", "smoke"], Profile] = Field(default_factory=dict)
@@ -152,7 +153,7 @@ class Manifest(_Strict):
                 col = columns[key]
                 if cell is None:
                     continue
-                needed = [col.run] if col.source == "run" else []
+                needed = [col.run] if col.source == "run" or (col.source == "cost" and col.run) else []
                 needed += [col.numerator, col.denominator] if col.source == "ratio" else []
                 for run in needed:
                     if run not in row.runs:
@@ -190,7 +191,11 @@ def _format_error(path: Path, err: ValidationError) -> str:
 
 
 def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate a manifest; any problem is one ``UserError`` line naming file, field and expectation."""
+    """Read and validate a manifest; any problem is one ``UserError`` line naming file, field and expectation.
+
+    Beyond the schema, every run must name things that exist -- its task's base, model, method, schedule and
+    override keys of the right types -- so that a mistake stops ``repro validate``, not a run after others trained.
+    """
     path = Path(path)
     data = read_yaml_mapping(path, "manifest", "see experiments/ for the tables")
     profiles = data.get("profiles")
@@ -205,7 +210,133 @@ def load_manifest(path: str | Path) -> Manifest:
     if match and int(match.group(1)) != manifest.table:
         named = int(match.group(1))
         raise UserError(f"{path}: table: file name says table {named} but the manifest says {manifest.table}")
+    for name, profile in manifest.profiles.items():
+        _check_overrides(path, f"profiles.{name}.overrides", profile.overrides, Profile)
+    bases: dict[str, BaseConfig] = {}
+    for i, row in enumerate(manifest.rows):
+        for key, spec in row.runs.items():
+            _check_run(path, f"rows.{i}.runs.{key}", f"row {row.label!r}", spec, bases)
     return manifest
+
+
+class BaseConfig(_Strict):
+    """``experiments/base/<task>.yaml``: a task's shared configuration (Table 24) and per-model exceptions; the
+    models it lists are those a run of the task may name beyond the Table 7 zoo."""
+
+    name: str
+    config: dict[str, Any]
+    models: dict[str, dict[str, Any]] = {}
+
+
+def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConfig:
+    """The base config of task ``name``; a missing or broken file is one ``UserError`` line."""
+    path = directory / f"{name}.yaml"
+    known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
+    if not path.is_file():
+        close = difflib.get_close_matches(name, known.split(", "), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UserError(f"no base config {name!r}{hint}; known: {known} (experiments/base/NAME.yaml)")
+    data = read_yaml_mapping(path, "base config", f"known: {known}")
+    try:
+        return BaseConfig.model_validate(data)
+    except ValidationError as err:
+        raise UserError(_format_error(path, err)) from None
+
+
+# Settings the paper's runs use that no runner implements yet (their runs are reported by name, never trained
+# without them): a manifest may name them, anything else must be a training setting. Name -> what it is.
+NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
+    "lowpass_radius": "Table 2: the low-pass filter's radius",
+    "lowpass_epochs": "Table 2: first and last epoch of low-pass filtering",
+    "lfc_window": "Tables 3, 4: the low-frequency cropping window B",
+    "lfc_epochs": "Tables 3, 4: first and last epoch of low-frequency cropping",
+    "randaug_magnitude_early": "Table 4: RandAug m early in training",
+    "early_epochs": "Table 4: first and last epoch of the early m",
+    "augregs": "Table 11: false trains without augmentation and regularisation",
+    "target": "Table 15: the MAE reconstruction target",
+    "detector": "Table 17: the COCO detector",
+    "segmentor": "Table 18: the ADE20K segmentor",
+    "b_schedule": "Table 19 (c): the shape of the B schedule",
+    "search": "Tables 21, 22: the curriculum search of Algorithm 2",
+    "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",
+    "eval_filter_radius": "Table 1: the evaluation filter's radius",
+    "eval_epoch": "Table 1: evaluate the checkpoint of this epoch",
+}
+
+
+def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, BaseConfig]) -> None:
+    """One run names a task with a base config, a known model, method and schedule; its overrides are settings of
+    the right types. ``bases`` caches the base configs by task."""
+    from repro.core.curriculum import get_spec
+    from repro.methods import METHODS, NOT_IMPLEMENTED
+    from repro.models import TABLE7, entry
+
+    def where(field: str) -> str:
+        return f"{path}: {loc}.{field} ({row})"
+
+    if spec.task not in bases:
+        try:
+            bases[spec.task] = load_base(spec.task)
+        except UserError as err:
+            raise UserError(f"{where('task')}: {err}") from None
+    base = bases[spec.task]
+    try:
+        entry(spec.model)
+    except UserError:
+        if spec.model not in base.models and not _is_timm_model(spec.model):
+            names = list(dict.fromkeys([e.paper for e in TABLE7] + list(base.models)))
+            raise UserError(f"{where('model')}: unknown model {spec.model!r}{_close(spec.model, names)}; use a "
+                            f"Table 7 model (repro cost table7), one of experiments/base/{spec.task}.yaml's models "
+                            "or a timm name") from None
+    if spec.method not in METHODS and spec.method not in NOT_IMPLEMENTED:
+        raise UserError(f"{where('method')}: unknown method {spec.method!r}"
+                        f"{_close(spec.method, [*METHODS, *NOT_IMPLEMENTED])}; implemented: {', '.join(METHODS)} "
+                        f"(the paper's others: repro.methods.NOT_IMPLEMENTED)")
+    if spec.schedule is not None:
+        try:
+            get_spec(spec.schedule)
+        except UserError as err:
+            raise UserError(f"{where('schedule')}: {err} (repro schedule --list)") from None
+    _check_overrides(path, f"{loc}.overrides", spec.overrides, RunSpec, row)
+
+
+def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: type[BaseModel], row: str = "") -> None:
+    """Override keys are training settings (``TrainConfig``'s fields, timm flag names) or settings the paper uses
+    that are not implemented yet; values must have the setting's type. A field of the run or profile itself
+    (``epochs``, ``dataset``...) is set there: the resolver would replace it."""
+    from repro.train.config import RESOLVED_ONLY, TrainConfig
+
+    fields = TrainConfig.model_fields
+    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS)
+    kind = "run" if owner is RunSpec else "profile"
+    for key, value in overrides.items():
+        where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
+        if key in owner.model_fields:
+            raise UserError(f"{where}: {key!r} is a field of the {kind}: set it there, not in overrides")
+        if key not in known:
+            raise UserError(f"{where}: unknown setting {key!r}{_close(key, sorted(known))}; overrides are training "
+                            f"settings (timm flag names: the fields of repro.train.config.TrainConfig)")
+        if key in fields:
+            info = fields[key]
+            try:
+                TypeAdapter(Annotated[info.annotation, info], config=ConfigDict(allow_inf_nan=False)).validate_python(
+                    value)
+            except ValidationError as err:
+                raise UserError(f"{where}: {err.errors()[0]['msg']} (got {value!r})") from None
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise UserError(f"{where}: must be a finite number (got {value!r})")
+
+
+def _close(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
+    return f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+
+
+def _is_timm_model(name: str) -> bool:
+    """The engine builds any timm model by its timm name (``repro.train.model``); timm is imported only here."""
+    import timm
+
+    return bool(timm.is_model(name))
 
 
 def _shared_profile(manifest: Path, profile: str, name: str) -> dict[str, Any]:

@@ -2,10 +2,13 @@
 
 The resolved configuration is composed in one fixed order, each layer overriding the previous one:
 
-1. the manifest's base config (``experiments/base/NAME.yaml``: Table 24),
+1. the base config of the run's task (``experiments/base/<task>.yaml``; in1k: Table 24), whatever the table:
+   the IN-1K pre-training of a COCO row is the same run as Table 7's,
 2. the base config's per-model exceptions (App. A.1: drop path, EMA, AMP, LAMB, ...),
 3. the run itself (model, method, schedule, epochs, final size, dataset) and its ``overrides``,
-4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``.
+4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``,
+   except for the settings the run overrides itself: those are what the row varies, and a profile that
+   replaced them would train (and name) another run than the one asked for.
 
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
@@ -17,35 +20,11 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
 
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
-from repro.launch.manifest import EXPERIMENTS_DIR, Manifest, RunSpec
-
-
-class BaseConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    config: dict[str, Any]
-    models: dict[str, dict[str, Any]] = {}
-
-
-def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConfig:
-    path = directory / f"{name}.yaml"
-    if not path.exists():
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.yaml")))
-        raise UserError(f"{path}: no such base config; known: {known}")
-    try:
-        return BaseConfig.model_validate(yaml.safe_load(path.read_text()))
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(f"{path}: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
 
 
 @dataclass(frozen=True)
@@ -82,6 +61,12 @@ def config_hash(config: dict[str, Any]) -> str:
 EVAL_PREFIX = "eval_"  # overrides that change how a trained run is evaluated, not the training itself
 
 
+def _is_evaluation(key: str) -> bool:
+    from repro.train.config import TrainConfig
+
+    return key.startswith(EVAL_PREFIX) and key not in TrainConfig.model_fields  # eval_every_epochs trains
+
+
 def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, adapt: str) -> float:
     """Epochs of ``schedule`` whose training compute equals ``baseline_epochs`` standard epochs (Table 9: "our
     method is configured to have the same training cost as the baselines"): equivalent epochs grow linearly
@@ -93,13 +78,14 @@ def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, ada
     return float(round(baseline_epochs * baseline_epochs / probe))
 
 
-def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig | None) -> dict[str, Any]:
+def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig) -> dict[str, Any]:
+    """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``)."""
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
     profile = manifest.profiles[profile_name]
-    config: dict[str, Any] = dict(base.config) if base else {}
-    model_defaults = dict(base.models.get(spec.model, {})) if base else {}
+    config: dict[str, Any] = dict(base.config)
+    model_defaults = dict(base.models.get(spec.model, {}))
     timm_name = model_defaults.pop("timm", None)
     config.update(model_defaults)
     final_size = profile.final_size
@@ -116,7 +102,8 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         dataset=spec.dataset or profile.dataset,
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
-    config.update({k: v for k, v in spec.overrides.items() if not k.startswith(EVAL_PREFIX)})
+    run_overrides = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
+    config.update(run_overrides)
     if config.get("same_cost_as_baseline") and epochs is not None:
         epochs = same_cost_epochs(spec.schedule or "baseline", float(epochs), final_size, profile.adapt)
     config.update(
@@ -130,9 +117,9 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
     if config.get("warmup_epochs") is not None:  # the warm-up is part of the schedule: it scales with it
         config["warmup_epochs"] = config["warmup_epochs"] * profile.epoch_scale
-    if profile.global_batch is not None:
-        config["batch_size"] = profile.global_batch
-    config.update(profile.overrides)
+    profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
+    profile_settings.update(profile.overrides)
+    config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})
     return config
 
 
@@ -141,14 +128,16 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
     if only:
         for label in only:
             manifest.row(label)  # one-line error for an unknown row
-    base = load_base(manifest.base) if manifest.base else None
+    bases: dict[str, BaseConfig] = {}
     runs = []
     for row in manifest.rows:
         if only and row.label not in only:
             continue
         for key, spec in row.runs.items():
-            config = resolve_config(spec, profile, manifest, base)
+            if spec.task not in bases:
+                bases[spec.task] = load_base(spec.task)
+            config = resolve_config(spec, profile, manifest, bases[spec.task])
             run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
-            evaluation = {k: v for k, v in spec.overrides.items() if k.startswith(EVAL_PREFIX)}
+            evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
     return runs

@@ -61,6 +61,20 @@ def collect_runs(root: str | Path = "runs") -> pd.DataFrame:
     return frame.set_index("run_id", drop=False)
 
 
+TIME_METRIC = "wall_time"
+"""The metric of the wall-time speedup columns; on CPU their cells use ``cpu_time`` (:func:`time_measure`)."""
+
+
+def time_measure(runs: pd.DataFrame, run_ids: list[str]) -> str:
+    """The training-time measure that fits the runs' device: CPU time (process + loader workers) when every run
+    trained on a CPU, where wall time moves with whatever else the machine runs; wall time otherwise (dedicated
+    GPUs, the paper's measure)."""
+    rows = [runs.loc[r] for r in run_ids if r in runs.index]
+    on_cpu = rows and all(str(r.get("device", "")).startswith("cpu") and is_number(r.get("cpu_time_s"))
+                          for r in rows)
+    return "cpu_time" if on_cpu else TIME_METRIC
+
+
 def _metric(runs: pd.DataFrame, run_id: str, metric: str) -> tuple[float | None, str]:
     if run_id not in runs.index:
         return None, "missing"
@@ -91,6 +105,7 @@ def reproduce(
             paper = cell_value(row.cells[col.key])
             value: float | None = None
             status, run_ids = "not reproduced", []
+            measure, wall_ratio = None, None  # time-ratio cells: the measure used, and the wall-time ratio
             if col.source == "run" and (row.label, col.run) in resolved:
                 run = resolved[row.label, col.run]  # type: ignore[index]
                 run_ids = [run.run_id]
@@ -101,10 +116,10 @@ def reproduce(
                 num = resolved[row.label, col.numerator]  # type: ignore[index]
                 den = resolved.get((row.label, col.denominator or ""))
                 run_ids = [num.run_id] + ([den.run_id] if den else [])
-                a, status_a = _metric(runs, num.run_id, col.metric or "")
-                b, status_b = _metric(runs, den.run_id, col.metric or "") if den else (None, "missing")
-                value = a / b if a is not None and b else None
-                status = status_a if status_a != "finished" else status_b
+                if col.metric == TIME_METRIC:
+                    measure = time_measure(runs, run_ids)
+                    wall_ratio = _ratio(runs, num, den, TIME_METRIC)[0]
+                value, status = _ratio(runs, num, den, measure or col.metric or "")
             elif col.source == "cost":
                 chosen = resolved.get((row.label, col.run or "")) or next(
                     (r for (label, _), r in resolved.items() if label == row.label), None)
@@ -112,7 +127,8 @@ def reproduce(
                 # cost columns describe the paper's full-size model, whatever profile produced the runs
                 config = {"final_size": (chosen.spec.final_size if chosen else None) or 224}
                 if chosen:  # the paper-level run settings (Table 3's cropping window and epochs)
-                    config |= {"method": chosen.spec.method, "epochs": chosen.spec.epochs, **chosen.spec.overrides}
+                    config |= {"method": chosen.spec.method, "schedule": chosen.spec.schedule,
+                               "epochs": chosen.spec.epochs, **chosen.spec.overrides}
                 value = cost(model, col.metric or "", config) if cost else None
                 status = "finished" if value is not None else "cost model unavailable"
             delta = None if value is None or paper is None else value - paper
@@ -133,9 +149,17 @@ def reproduce(
                     "proxy": proxy,
                     "run_id": ",".join(run_ids),
                     "status": status,
+                    "measure": measure,
+                    "wall_time_ratio": wall_ratio,
                 }
             )
     return pd.DataFrame(lines)
+
+
+def _ratio(runs: pd.DataFrame, num: ResolvedRun, den: ResolvedRun | None, metric: str) -> tuple[float | None, str]:
+    a, status_a = _metric(runs, num.run_id, metric)
+    b, status_b = _metric(runs, den.run_id, metric) if den else (None, "missing")
+    return (a / b if a is not None and b else None), (status_a if status_a != "finished" else status_b)
 
 
 def outside_tolerance(frame: pd.DataFrame, tolerance: float | None = None) -> pd.DataFrame:

@@ -57,6 +57,7 @@ from repro.train.config import TrainConfig
 from repro.train.distributed import Dist, init_distributed, process_rank
 from repro.train.log import MetricsLog
 from repro.train.model import build_model, set_input_size
+from repro.train.timing import TrainClock
 
 
 class NonFiniteLoss(UserError):
@@ -68,7 +69,7 @@ class NonFiniteResult(UserError):
 
 
 # what a checkpoint must hold for this trainer to resume from it exactly
-STATE_KEYS = frozenset({"step", "position", "train_seconds", "model", "optimizer", "scaler", "ema", "replay", "rng",
+STATE_KEYS = frozenset({"step", "position", "clock", "model", "optimizer", "scaler", "ema", "replay", "rng",
                         "metrics_lines", "input_size", "stage_switch_seconds"})
 
 
@@ -212,7 +213,7 @@ class Trainer:
         # state
         self.step = 0
         self.position = 0  # samples of the stream consumed by fresh batches
-        self.train_seconds = 0.0
+        self.clock = TrainClock(self.device)
         self.log = MetricsLog(self.out, enabled=self.dist.is_main, wandb=cfg.wandb, config=cfg.model_dump(),
                               project=cfg.wandb_project, group=cfg.wandb_group)
         self.stage_switch_seconds: list[float] = []
@@ -275,7 +276,7 @@ class Trainer:
         return {
             "step": self.step,
             "position": self.position,
-            "train_seconds": self.train_seconds,
+            "clock": self.clock.state_dict(),
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -306,7 +307,7 @@ class Trainer:
         if self.ema is not None and state["ema"] is not None:
             _check_tensors("ema", state["ema"], self.ema.state_dict())
         kept = {"scaler": self.scaler.state_dict().keys(), "replay": self.replay.state_dict().keys(),
-                "rng": {"torch", "cuda", "numpy", "python"}}
+                "clock": self.clock.state_dict().keys(), "rng": {"torch", "cuda", "numpy", "python"}}
         for what, keys in kept.items():
             if not isinstance(state[what], dict) or keys - state[what].keys():
                 raise ckpt.UnusableCheckpoint(f"{what}: not the state this trainer keeps")
@@ -317,7 +318,7 @@ class Trainer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.step, self.position = int(state["step"]), int(state["position"])
-        self.train_seconds = float(state["train_seconds"])
+        self.clock.load_state_dict(state["clock"])
         self.stage_switch_seconds = [float(t) for t in state["stage_switch_seconds"]]
         set_input_size(self.model, int(state["input_size"]))
         self.model.load_state_dict(state["model"])
@@ -382,11 +383,12 @@ class Trainer:
 
     def _eval_record(self, stage: StagePlan) -> dict[str, Any]:
         f = stage.fraction(self.step) if self.step < self.total_steps else 1.0
-        record = {"kind": "eval", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6), "fraction": f,
-                  **self.evaluate()}
-        if self.ema is not None:
-            ema = self.evaluate(self.ema.module)
-            record.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
+        with self.clock.excluded():  # its loader's workers are not training time
+            record = {"kind": "eval", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
+                      "fraction": f, **self.evaluate()}
+            if self.ema is not None:
+                ema = self.evaluate(self.ema.module)
+                record.update(top1_ema=ema["top1"], top5_ema=ema["top5"])
         return record
 
     def _check_finite_weights(self) -> None:
@@ -440,6 +442,7 @@ class Trainer:
                 set_input_size(self.ema.module, stage.resolution)
             if self.step == stage.first_step:
                 self.replay.load_state_dict({**self.replay.state_dict(), "items": [], "pending": 0})
+            self.clock.stage_started()
             batches = iter(self._loader(stage, self.step))
             self.stage_switch_seconds.append(time.perf_counter() - t0)
             self.ddp_model.train()
@@ -448,18 +451,17 @@ class Trainer:
                 if self.cfg.stop_after_steps is not None and self.step >= self.cfg.stop_after_steps:
                     self.save()
                     raise KeyboardInterrupt(f"stopped after {self.step} steps (stop_after_steps)")
-                t_step = time.perf_counter()
-                (x, y), fresh = self.replay.next(batches.__next__)
-                if fresh:
-                    self.position += stage.batch_size
-                lr = self._lr(stage, self.step)
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr * group.get("lr_scale", 1.0)
-                loss = self._train_step(x, y, criterion, stage)
+                with self.clock.step():
+                    (x, y), fresh = self.replay.next(batches.__next__)
+                    if fresh:
+                        self.position += stage.batch_size
+                    lr = self._lr(stage, self.step)
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
+                    loss = self._train_step(x, y, criterion, stage)
                 f_prev = stage.fraction(self.step)
                 self.step += 1
                 n_log += len(x)
-                self.train_seconds += time.perf_counter() - t_step
                 f = stage.fraction(self.step)
                 if self.step % self.cfg.log_every_steps == 0 or self.step == self.total_steps:
                     dt = time.perf_counter() - t_log
@@ -467,7 +469,8 @@ class Trainer:
                                     "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
                                     "magnitude": self._magnitude(f_prev), "lr": lr, "loss": loss,
                                     "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
-                                    "wall_time_s": self.train_seconds}, progress=(self.step, self.total_steps))
+                                    "wall_time_s": self.clock.wall_s, "cpu_time_s": self.clock.cpu_s},
+                                   progress=(self.step, self.total_steps))
                     t_log, n_log = time.perf_counter(), 0
                 e_prev, e_now = self.curriculum.epoch_at(f_prev), self.curriculum.epoch_at(f)
                 stage_done = self.step == stage.first_step + stage.steps
@@ -479,6 +482,8 @@ class Trainer:
                     self.save()
                     last_save = time.monotonic()
                 stop_if_preempted(self.save)
+            del batches  # shuts the stage's loader workers down, so that their CPU time can be counted
+            self.clock.stage_finished()
         final = self._eval_record(self.plan[-1])  # the weights were checked when the last step saved them
         bad = {k: v for k, v in final.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:
@@ -542,8 +547,8 @@ class Trainer:
             "top1": final["top1"], "top5": final["top5"], "val_loss": final["val_loss"],
             "equivalent_epochs": equivalent, "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
             "real_epochs": sum(p.steps * p.batch_size for p in self.plan) / self.n_train,
-            "steps": self.total_steps, "wall_time_s": self.train_seconds,
-            "gpu_hours": self.train_seconds * self.dist.world / 3600 if self.device.type == "cuda" else 0.0,
+            "steps": self.total_steps, **self.clock.summary(),
+            "gpu_hours": self.clock.wall_s * self.dist.world / 3600 if self.device.type == "cuda" else 0.0,
             "device": str(self.device), "world_size": self.dist.world,
             "stages": [asdict(p) for p in self.plan],
             "stage_switch_seconds": sum(self.stage_switch_seconds) / max(len(self.stage_switch_seconds), 1),
