@@ -57,11 +57,18 @@ _FIELDS = {
 }
 
 
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The training flags; every default is None = Table 24 / proxy default."""
     a = p.add_argument
     a("--model", required=True, help="timm model name or a Table 7 zoo name (e.g. resnet18, deit_tiny_patch16_224)")
-    a("--model-kwargs", type=json.loads, metavar="JSON", help='extra model arguments, e.g. \'{"patch_size": 4}\'')
+    a("--model-kwargs", type=_json, metavar="JSON", help='extra model arguments, e.g. \'{"patch_size": 4}\'')
     a("--method", choices=("baseline", "efficienttrain", "efficienttrain++"), default=None,
       help="baseline (Table 24), efficienttrain (Table 5 + low-frequency cropping), efficienttrain++ (Table 6 + "
       "low-pass Lanczos down-sampling); default baseline")
