@@ -55,6 +55,12 @@ _FIELDS = {
     "log_interval": "log_every_steps", "checkpoint_minutes": "checkpoint_minutes", "wandb": "wandb",
     "wandb_project": "wandb_project",
 }
+_FLAG_OF = {field: flag for flag, field in _FIELDS.items()}
+
+
+def flag_of(field: str) -> str:
+    """The flag that sets a TrainConfig field: ``final_size`` -> ``--input-size``."""
+    return "--" + _FLAG_OF.get(field, field).replace("_", "-")
 
 
 def _json(text: str) -> Any:
@@ -136,10 +142,8 @@ def add_parser(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """TrainConfig from the flags: Table 24 defaults, the proxy's on Fashion-MNIST, then what was given."""
-    from pydantic import ValidationError
-
     from repro.errors import UserError
-    from repro.train.config import TrainConfig
+    from repro.train.config import validate
 
     data: dict[str, Any] = {"model": args.model}
     proxy = args.dataset == "fashion-mnist"
@@ -153,11 +157,7 @@ def config_from_args(args: argparse.Namespace) -> Any:
         data["warmup_epochs"] = PROXY_DEFAULTS["warmup_fraction"] * float(data["epochs"])
     if args.dataset == "folder" and not args.data_dir:
         raise UserError("--dataset folder needs --data-dir DIR (with train/ and val/ class sub-folders)")
-    try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(f"{'--' + '-'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from None
+    return validate(data, name=flag_of)
 
 
 def print_summary(summary: dict[str, Any], fmt: str) -> None:
