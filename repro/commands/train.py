@@ -174,18 +174,24 @@ def print_summary(summary: dict[str, Any], fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)  # before the imports of torch and timm
+
+    from repro.errors import UserError
+    from repro.train.config import ConfigError
     from repro.train.engine import train
 
-    cfg = config_from_args(args)
     cost_fn = None
     if args.cost == "measured":
         from repro.models.flops import cost_fn as zoo_cost  # UserError for models outside the zoo
 
         cost_fn = zoo_cost(cfg.model)
-    if args.format == "json":  # keep stdout for the JSON: progress lines go to stderr
-        with contextlib.redirect_stdout(sys.stderr):
+    try:
+        if args.format == "json":  # keep stdout for the JSON: progress lines go to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = train(cfg, args.out, cost_fn=cost_fn)
+        else:
             summary = train(cfg, args.out, cost_fn=cost_fn)
-    else:
-        summary = train(cfg, args.out, cost_fn=cost_fn)
+    except ConfigError as err:
+        raise UserError(err.render(flag_of)) from None
     print_summary(summary, args.format)
     return 0

@@ -25,6 +25,17 @@ def describe(field: str, message: str, name: Callable[[str], str] = str) -> str:
     return f"{name(field)}: " + re.sub(r"\{(\w+)\}", lambda m: name(m[1]), message)
 
 
+class ConfigError(UserError):
+    """A setting the engine cannot train with; ``field`` names it (``{field}`` in the message names others)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+        super().__init__(describe(field, message))
+
+    def render(self, name: Callable[[str], str]) -> str:
+        return describe(self.field, self.message, name)
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
