@@ -56,6 +56,9 @@ _FIELDS = {
     "wandb_project": "wandb_project",
 }
 _FLAG_OF = {field: flag for flag, field in _FIELDS.items()}
+# what a resumed run may change: where and how it runs, not what it trains
+_RESUMABLE = {"workers", "device", "micro_batch_size", "log_every_steps", "checkpoint_minutes", "wandb",
+              "wandb_project"}
 
 
 def flag_of(field: str) -> str:
@@ -160,6 +163,28 @@ def config_from_args(args: argparse.Namespace) -> Any:
     return validate(data, name=flag_of)
 
 
+def check_out(out: Path, cfg: Any) -> None:
+    """Refuse an ``--out`` that is a file, or a run directory of another config (resuming it would continue its
+    checkpoint under this run's plan)."""
+    from repro.errors import UserError
+    from repro.launch.rundir import config_differences
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a run directory; name a new directory")
+    previous = out / "train_config.json"
+    if not previous.is_file():
+        return
+    try:
+        old = dict(json.loads(previous.read_text()))
+    except (ValueError, TypeError):
+        raise UserError(f"--out {out}: unreadable {previous.name}; train into a new --out") from None
+    differences = config_differences(*({k: v for k, v in c.items() if k not in _RESUMABLE}
+                                       for c in (old, cfg.model_dump())), name=flag_of)
+    if differences:
+        raise UserError(f"--out {out}: holds a run of another config ({differences}); train into a new --out, or "
+                        "give the run's own flags to resume it")
+
+
 def print_summary(summary: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         json.dump(summary, sys.stdout, indent=2, sort_keys=True, default=str)
@@ -174,7 +199,8 @@ def print_summary(summary: dict[str, Any], fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg = config_from_args(args)  # before the imports of torch and timm
+    cfg = config_from_args(args)
+    check_out(args.out, cfg)  # before the imports of torch and timm
 
     from repro.errors import UserError
     from repro.train.config import ConfigError
