@@ -92,8 +92,8 @@ def test_rundir_guards(tmp_path):
     assert d.state() == "new"
     d.prepare({"a": 1})
     assert d.state() == "partial"
-    with pytest.raises(UserError, match="holds a different config"):
-        d.prepare({"a": 2}, group="table99")
+    with pytest.raises(UserError, match=r"holds a different config \(a 1 -> 2; b None -> 0.15\)"):
+        d.prepare({"a": 2, "b": 0.1 + 0.05}, group="table99")
     assert not (d.path / "wandb_group.txt").exists()  # a refused start leaves nothing behind
     d.prepare({"a": 1})  # same config: fine, a second start is recorded
     assert len(json.loads((d.path / "environment.json").read_text())) == 2

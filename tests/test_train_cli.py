@@ -56,6 +56,22 @@ def test_bad_flags_are_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFix
     assert "not a run directory" in capsys.readouterr().err
 
 
+def test_a_run_directory_resumes_only_its_own_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    assert main(["train", *TINY, "--out", str(run)]) == 0
+    saved = (run / "train_config.json").read_text()
+    steps = json.loads((run / "summary.json").read_text())["steps"]
+    capsys.readouterr()
+    for other in (["--epochs", "2"], ["--lr", "0.01"]):
+        assert main(["train", *TINY, *other, "--out", str(run)]) == 2
+        err = capsys.readouterr().err
+        assert "holds a run of another config" in err and "new --out" in err
+    assert "--lr 0.001 -> 0.01" in err
+    assert (run / "train_config.json").read_text() == saved
+    assert main(["train", *TINY, "-j", "1", "--out", str(run)]) == 0  # same config (other workers): resumes
+    assert f"resumed from step {steps} of {steps}" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_train_then_eval_gives_the_summary_top1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"

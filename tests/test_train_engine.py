@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from repro.core.curriculum import build
 from repro.errors import UserError
-from repro.train.config import TrainConfig, from_resolved
-from repro.train.engine import NonFiniteLoss, Trainer, train
+from repro.train.config import ConfigError, TrainConfig, from_resolved
+from repro.train.engine import NonFiniteLoss, Trainer, plan_stages, train
 from repro.train.timing import TIMING_KEYS
 
 TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=192,
@@ -131,6 +133,24 @@ def test_plan_follows_the_curriculum(tmp_path):
     assert [p.batch_size for p in plan] == [168, 56, 32]
     assert plan[0].peak_lr == pytest.approx(1.5e-3)  # eq. (2) capped by lr_max
     assert plan[2].peak_lr == pytest.approx(1e-3)
+
+
+def test_a_budget_too_short_for_a_stage_is_refused_with_its_minimum():
+    """A stage that rounds to no step is refused (one step would train more than asked), naming the least budget
+    that gives every stage a step."""
+    def plan(epochs: float) -> list:
+        config = cfg(method="efficienttrain++", epochs=epochs, batch_size=16, warmup_epochs=0)
+        return plan_stages(build("etpp", epochs=epochs, final_size=28, adapt="linear"), config, 64)
+
+    with pytest.raises(ConfigError, match=r"stage 3 \(B=28\) 0.32 steps of 16 images \(64 training images\)") as info:
+        plan(0.2)
+    assert info.value.field == "epochs"
+    need = float(re.search(r"use at least ([\d.]+)", str(info.value))[1])
+    assert min(p.steps for p in plan(need)) == 1
+    with pytest.raises(ConfigError):
+        plan(need - 0.01)
+    with pytest.raises(ConfigError, match="larger than the data set"):
+        plan_stages(build("baseline", epochs=1, final_size=28), cfg(batch_size=65), 64)
 
 
 def _free_port() -> int:

@@ -55,13 +55,29 @@ _FIELDS = {
     "log_interval": "log_every_steps", "checkpoint_minutes": "checkpoint_minutes", "wandb": "wandb",
     "wandb_project": "wandb_project",
 }
+_FLAG_OF = {field: flag for flag, field in _FIELDS.items()}
+# what a resumed run may change: where and how it runs, not what it trains
+_RESUMABLE = {"workers", "device", "micro_batch_size", "log_every_steps", "checkpoint_minutes", "wandb",
+              "wandb_project"}
+
+
+def flag_of(field: str) -> str:
+    """The flag that sets a TrainConfig field: ``final_size`` -> ``--input-size``."""
+    return "--" + _FLAG_OF.get(field, field).replace("_", "-")
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({err}): {text!r}") from None
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The training flags; every default is None = Table 24 / proxy default."""
     a = p.add_argument
     a("--model", required=True, help="timm model name or a Table 7 zoo name (e.g. resnet18, deit_tiny_patch16_224)")
-    a("--model-kwargs", type=json.loads, metavar="JSON", help='extra model arguments, e.g. \'{"patch_size": 4}\'')
+    a("--model-kwargs", type=_json, metavar="JSON", help='extra model arguments, e.g. \'{"patch_size": 4}\'')
     a("--method", choices=("baseline", "efficienttrain", "efficienttrain++"), default=None,
       help="baseline (Table 24), efficienttrain (Table 5 + low-frequency cropping), efficienttrain++ (Table 6 + "
       "low-pass Lanczos down-sampling); default baseline")
@@ -129,10 +145,8 @@ def add_parser(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """TrainConfig from the flags: Table 24 defaults, the proxy's on Fashion-MNIST, then what was given."""
-    from pydantic import ValidationError
-
     from repro.errors import UserError
-    from repro.train.config import TrainConfig
+    from repro.train.config import validate
 
     data: dict[str, Any] = {"model": args.model}
     proxy = args.dataset == "fashion-mnist"
@@ -146,11 +160,29 @@ def config_from_args(args: argparse.Namespace) -> Any:
         data["warmup_epochs"] = PROXY_DEFAULTS["warmup_fraction"] * float(data["epochs"])
     if args.dataset == "folder" and not args.data_dir:
         raise UserError("--dataset folder needs --data-dir DIR (with train/ and val/ class sub-folders)")
+    return validate(data, name=flag_of)
+
+
+def check_out(out: Path, cfg: Any) -> None:
+    """Refuse an ``--out`` that is a file, or a run directory of another config (resuming it would continue its
+    checkpoint under this run's plan)."""
+    from repro.errors import UserError
+    from repro.launch.rundir import config_differences
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: is a file, not a run directory; name a new directory")
+    previous = out / "train_config.json"
+    if not previous.is_file():
+        return
     try:
-        return TrainConfig.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise UserError(f"{'--' + '-'.join(map(str, first['loc'])).replace('_', '-')}: {first['msg']}") from None
+        old = dict(json.loads(previous.read_text()))
+    except (ValueError, TypeError):
+        raise UserError(f"--out {out}: unreadable {previous.name}; train into a new --out") from None
+    differences = config_differences(*({k: v for k, v in c.items() if k not in _RESUMABLE}
+                                       for c in (old, cfg.model_dump())), name=flag_of)
+    if differences:
+        raise UserError(f"--out {out}: holds a run of another config ({differences}); train into a new --out, or "
+                        "give the run's own flags to resume it")
 
 
 def print_summary(summary: dict[str, Any], fmt: str) -> None:
@@ -167,18 +199,25 @@ def print_summary(summary: dict[str, Any], fmt: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    check_out(args.out, cfg)  # before the imports of torch and timm
+
+    from repro.errors import UserError
+    from repro.train.config import ConfigError
     from repro.train.engine import train
 
-    cfg = config_from_args(args)
     cost_fn = None
     if args.cost == "measured":
         from repro.models.flops import cost_fn as zoo_cost  # UserError for models outside the zoo
 
         cost_fn = zoo_cost(cfg.model)
-    if args.format == "json":  # keep stdout for the JSON: progress lines go to stderr
-        with contextlib.redirect_stdout(sys.stderr):
+    try:
+        if args.format == "json":  # keep stdout for the JSON: progress lines go to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = train(cfg, args.out, cost_fn=cost_fn)
+        else:
             summary = train(cfg, args.out, cost_fn=cost_fn)
-    else:
-        summary = train(cfg, args.out, cost_fn=cost_fn)
+    except ConfigError as err:
+        raise UserError(err.render(flag_of)) from None
     print_summary(summary, args.format)
     return 0

@@ -308,6 +308,14 @@ PRESETS: dict[str, CurriculumSpec] = {
 }
 
 
+class StageSizeError(UserError):
+    """A stage's input size B does not fit the final size (``needed``: the smallest final size that fits)."""
+
+    def __init__(self, message: str, schedule: str, b: int, needed: int) -> None:
+        super().__init__(message)
+        self.schedule, self.b, self.needed = schedule, b, needed
+
+
 def preset_names() -> list[str]:
     return sorted(PRESETS)
 
@@ -357,9 +365,10 @@ def build(
         raise UserError(f"unknown adaptation {adapt!r}; use 'table10' or 'linear'")
     for b in resolutions:
         if b <= 0 or b > final_size:
-            raise UserError(
+            raise StageSizeError(
                 f"schedule {spec.name!r} has a stage at B={b}, which does not fit the final size {final_size}; "
-                f"choose a final size >= {max(resolutions)} or another schedule"
+                f"choose a final size >= {max(resolutions)} or another schedule",
+                spec.name, b, max(resolutions),
             )
 
     cost = cost or ideal_cost(final_size)

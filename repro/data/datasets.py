@@ -107,7 +107,7 @@ def folder_root(name: str, root: str | Path | None = None) -> Path:
             return c
     looked = ", ".join(str(c) for c in candidates) or "nowhere (no root given)"
     raise UserError(
-        f"data set {name!r} not found (looked in {looked}); pass --data-root DIR or set {env}=DIR, where DIR has "
+        f"data set {name!r} not found (looked in {looked}); pass --data-dir DIR or set {env}=DIR, where DIR has "
         "train/ and val/ with one sub-folder per class"
     )
 

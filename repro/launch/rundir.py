@@ -248,6 +248,18 @@ def _alive(pid: Any) -> bool:
     return True
 
 
+def config_differences(old: dict[str, Any], new: dict[str, Any], name: Callable[[str], str] = str) -> str:
+    """``key old -> new`` for every key whose value differs (as JSON), ``; ``-separated, each key written as
+    ``name(key)``; "" when none does."""
+    old, new = (json.loads(json.dumps(c, default=str)) for c in (old, new))
+
+    def show(value: Any) -> Any:
+        return round(value, 12) if isinstance(value, float) else value  # 0.15, not 0.15000000000000002
+
+    return "; ".join(f"{name(key)} {show(old.get(key))} -> {show(new.get(key))}" for key in sorted({*old, *new})
+                     if old.get(key) != new.get(key))
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -282,8 +294,10 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         normalised = json.loads(json.dumps(config, default=str))
         if self.config_path.exists():
-            if self.config() != normalised:
-                raise UserError(f"{self.path}: holds a different config; it was not made by this manifest row")
+            differences = config_differences(self.config(), normalised)
+            if differences:
+                raise UserError(f"{self.path}: holds a different config ({differences}); it was not made by this "
+                                "manifest row")
         else:
             write_json_atomic(self.config_path, normalised)
         if group and not (self.path / WANDB_GROUP_FILE).exists():  # after the check: never into another run

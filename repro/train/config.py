@@ -7,17 +7,37 @@ override the engine would silently ignore is an error, never a wrong number.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
+from repro.core.curriculum import get_spec
 from repro.errors import UserError
 
 Method = Literal["baseline", "efficienttrain", "efficienttrain++"]
 
 
+def describe(field: str, message: str, name: Callable[[str], str] = str) -> str:
+    """``field: message`` for a reader who knows the settings as ``name(field)`` (a command-line flag, a config
+    key); ``{other_field}`` in ``message`` names another setting the same way."""
+    return f"{name(field)}: " + re.sub(r"\{(\w+)\}", lambda m: name(m[1]), message)
+
+
+class ConfigError(UserError):
+    """A setting the engine cannot train with; ``field`` names it (``{field}`` in the message names others)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field, self.message = field, message
+        super().__init__(describe(field, message))
+
+    def render(self, name: Callable[[str], str]) -> str:
+        return describe(self.field, self.message, name)
+
+
 class TrainConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     # what
     model: str = Field(description="timm model name (or a repro model-zoo name)")
@@ -44,7 +64,7 @@ class TrainConfig(BaseModel):
     opt_betas: tuple[float, float] = (0.9, 0.999)
     lr: float = Field(default=4e-3, gt=0)
     min_lr: float = Field(default=1e-6, ge=0)
-    warmup_epochs: float = Field(default=20, ge=0)
+    warmup_epochs: float = Field(default=20, ge=0, validate_default=True)  # checked against the epochs
     warmup_lr: float = Field(default=0.0, ge=0)
     weight_decay: float = Field(default=0.05, ge=0)
     clip_grad: float | None = Field(default=None, gt=0)
@@ -84,6 +104,48 @@ class TrainConfig(BaseModel):
     wandb_group: str | None = None
     stop_after_steps: int | None = Field(default=None, gt=0)  # testing: simulate an interruption
 
+    # messages: "{field}" names another setting (see describe)
+    @field_validator("schedule")
+    @classmethod
+    def _known_schedule(cls, schedule: str | None) -> str | None:
+        if schedule is not None:
+            try:
+                get_spec(schedule)
+            except UserError as err:
+                raise ValueError(str(err)) from None
+        return schedule
+
+    @field_validator("crop_scale")
+    @classmethod
+    def _area_range(cls, scale: tuple[float, float]) -> tuple[float, float]:
+        low, high = scale
+        if not 0 < low <= 1 or not 0 < high <= 1:
+            raise ValueError(f"the crop area range must lie in (0, 1], got {low} {high} (timm: 0.08 1)")
+        if low > high:
+            raise ValueError(f"MIN {low} is above MAX {high}; did you mean {high} {low}?")
+        return scale
+
+    @field_validator("warmup_epochs")
+    @classmethod
+    def _warmup_within_run(cls, warmup: float, info: ValidationInfo) -> float:
+        epochs = info.data.get("epochs")
+        if epochs is not None and warmup >= epochs:  # both on the schedule's axis
+            raise ValueError(f"a warm-up of {warmup:g} epochs does not fit a run of {epochs:g} ({{epochs}}); "
+                             f"use less, e.g. {{warmup_epochs}} {epochs / 15:.3g} (Table 24's 20 of 300)")
+        return warmup
+
+    @field_validator("micro_batch_size", "max_batch_size")
+    @classmethod
+    def _against_the_batch(cls, size: int | None, info: ValidationInfo) -> int | None:
+        batch = info.data.get("batch_size")
+        if size is None or batch is None:
+            return size
+        if info.field_name == "micro_batch_size" and size > batch:
+            raise ValueError(f"{size} is above the global batch of {batch} ({{batch_size}}); use at most {batch}")
+        if info.field_name == "max_batch_size" and size < batch:
+            raise ValueError(f"{size} is below the global batch of {batch} ({{batch_size}}); use at least {batch}")
+        return size
+
 
 # Keys of a resolved manifest config that are bookkeeping, not training settings.
 # same_cost_as_baseline (Table 9) is resolved into the run's epochs by repro.launch.resolve.
@@ -100,8 +162,14 @@ def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:
     if config.get("sched", "cosine") != "cosine":
         raise UserError(f"only the cosine schedule of Table 24 is implemented, got {config['sched']!r}")
     data.update(extra)
+    return validate(data, prefix="training config: ")
+
+
+def validate(data: dict[str, Any], name: Callable[[str], str] = str, prefix: str = "") -> TrainConfig:
+    """A TrainConfig, or its first problem as one line naming the setting as ``name(field)``."""
     try:
         return TrainConfig.model_validate(data)
-    except ValidationError as err:  # first problem, in one line
+    except ValidationError as err:
         first = err.errors()[0]
-        raise UserError(f"training config: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        field = str(first["loc"][0]) if first["loc"] else "config"
+        raise UserError(prefix + describe(field, first["msg"].removeprefix("Value error, "), name)) from None

@@ -17,7 +17,10 @@ while the trainer runs; non-finite weights are never saved, and a non-finite fin
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -34,7 +37,7 @@ import torch.nn.functional as F
 
 from repro.core.batching import scaled_lr, stage_batch_sizes
 from repro.core.budget import WarmupCosine
-from repro.core.curriculum import REFERENCE_SIZE, Curriculum, build
+from repro.core.curriculum import REFERENCE_SIZE, Curriculum, StageSizeError, build
 from repro.core.replay import ReplayBuffer
 from repro.data.datasets import build_dataset
 from repro.data.transforms import (
@@ -53,7 +56,7 @@ from repro.launch.rundir import RunLock, write_json_atomic
 from repro.launch.signals import stop_if_preempted
 from repro.methods import get_method
 from repro.train import checkpoint as ckpt
-from repro.train.config import TrainConfig
+from repro.train.config import ConfigError, TrainConfig
 from repro.train.distributed import Dist, init_distributed, process_rank
 from repro.train.log import MetricsLog
 from repro.train.model import build_model, set_input_size
@@ -89,14 +92,27 @@ class StagePlan:
 
 
 def plan_stages(curriculum: Curriculum, cfg: TrainConfig, n_train: int) -> list[StagePlan]:
-    """Steps, batch size and peak LR of every stage (early large batch and eq. (2) when enabled)."""
+    """Steps, batch size and peak LR of every stage (early large batch and eq. (2) when enabled), each rounded to
+    whole steps. A batch larger than the data set (it would hold images twice) and a stage that rounds to no step
+    (giving it one would train more than the budget, silently) are refused."""
+    if cfg.batch_size > n_train:
+        raise ConfigError("batch_size", f"the global batch of {cfg.batch_size} is larger than the data set "
+                          f"({n_train} training images); use at most {n_train}")
     if cfg.early_large_batch:
         sizes = stage_batch_sizes(curriculum, cfg.batch_size, max_batch=cfg.max_batch_size, multiple_of=8)
     else:
         sizes = [cfg.batch_size] * len(curriculum.stages)
+    exact = [stage.epochs * n_train / bs for stage, bs in zip(curriculum.stages, sizes, strict=True)]
+    short = min(range(len(exact)), key=exact.__getitem__)
+    if round(exact[short]) == 0:  # every stage's length scales with the budget: at `need` it gets half a step
+        need = math.floor(100 * cfg.epochs * 0.5 / exact[short]) / 100 + 0.01
+        b = curriculum.stages[short].resolution
+        raise ConfigError("epochs", f"{cfg.epochs:g} epochs leave stage {short + 1} (B={b}) {exact[short]:.2f} steps "
+                          f"of {sizes[short]} images ({n_train} training images); every stage needs a step: use at "
+                          f"least {need:g}, a smaller {{batch_size}} or more images")
     plans, first = [], 0
     for i, (stage, bs) in enumerate(zip(curriculum.stages, sizes, strict=True)):
-        steps = max(1, round(stage.epochs * n_train / bs))
+        steps = round(exact[i])
         lr = scaled_lr(cfg.lr, bs, cfg.batch_size, cfg.lr_max or math.inf) if cfg.early_large_batch else cfg.lr
         plans.append(StagePlan(i, stage.resolution, stage.start, stage.end, bs, lr, first, steps))
         first += steps
@@ -145,20 +161,51 @@ def _leave_cores_to_workers(workers: int) -> None:
     torch.set_num_threads(max(1, min(torch.get_num_threads(), cores - workers)))
 
 
+def _check_optimizer(opt: str) -> None:
+    from timm.optim import list_optimizers
+
+    known = list_optimizers()
+    if opt.lower().split("_")[-1] not in known:  # timm also takes a "lookahead_" prefix
+        close = difflib.get_close_matches(opt.lower(), known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ConfigError("opt", f"unknown optimizer {opt!r}{hint}; timm has {len(known)}, e.g. adamw (Table 24), "
+                          "lamb, sgd: see timm.optim.list_optimizers()")
+
+
+def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
+    """Whether ``model`` runs on a ``size`` x ``size`` image (eval mode: no RNG drawn, no statistics updated)."""
+    was_training = model.training
+    model.eval()
+    try:
+        set_input_size(model, size)
+        with torch.no_grad():
+            model(torch.zeros(1, 3, size, size, device=device))
+        return True
+    except Exception:  # noqa: BLE001 - whatever the model raises, it cannot train at this size
+        return False
+    finally:
+        model.train(was_training)
+
+
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
+        # what can be refused is refused before anything is written to out_dir
         self.device = self._device()
+        _check_optimizer(cfg.opt)
         if self.device.type == "cpu":
             _leave_cores_to_workers(cfg.workers)
         self.method = get_method(cfg.method)
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.curriculum = self._curriculum(cfg.final_size, cost_fn)
 
         # data
-        base_train = build_dataset(cfg.dataset, "train", cfg.data_root, cfg.max_train_images)
-        base_val = build_dataset(cfg.dataset, "val", cfg.data_root, cfg.max_val_images)
+        try:
+            base_train = build_dataset(cfg.dataset, "train", cfg.data_root, cfg.max_train_images)
+            base_val = build_dataset(cfg.dataset, "val", cfg.data_root, cfg.max_val_images)
+        except UserError as err:
+            raise ConfigError("data_root" if cfg.data_root else "dataset", str(err)) from None
         self.num_classes = int(base_train.num_classes)
         mean, std = (FMNIST_MEAN, FMNIST_STD) if cfg.dataset == "fashion-mnist" else (IMAGENET_MEAN, IMAGENET_STD)
         self.train_set = CurriculumDataset(
@@ -171,9 +218,7 @@ class Trainer:
         self.val_set = EvalDataset(base_val, eval_transform(cfg.final_size, mean, std, crop_pct))
         self.n_train = len(self.train_set)
 
-        # curriculum and plan
-        self.curriculum = build(cfg.schedule or self.method.schedule, epochs=cfg.epochs, final_size=cfg.final_size,
-                                cost=cost_fn, adapt=cfg.adapt, reference_final=cfg.paper_final_size or REFERENCE_SIZE)
+        # plan
         self.plan = plan_stages(self.curriculum, cfg, self.n_train)
         if any(p.batch_size % self.dist.world for p in self.plan):
             raise UserError(f"the global batch must be divisible by the {self.dist.world} processes")
@@ -185,6 +230,7 @@ class Trainer:
         # model and optimisation
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg, self.num_classes).to(self.device)
+        self._check_input_sizes()
         if self.device.type == "cuda" and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         from timm.optim import create_optimizer_v2
@@ -211,6 +257,7 @@ class Trainer:
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.n_replay, seed=cfg.seed)
 
         # state
+        self.out.mkdir(parents=True, exist_ok=True)
         self.step = 0
         self.position = 0  # samples of the stream consumed by fresh batches
         self.clock = TrainClock(self.device)
@@ -220,11 +267,51 @@ class Trainer:
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _device(self) -> torch.device:
-        if self.cfg.device != "auto":
-            return torch.device(self.cfg.device)
-        if torch.cuda.is_available():
-            return torch.device("cuda", self.dist.local_rank)
-        return torch.device("cpu")
+        if self.cfg.device == "auto":
+            return torch.device("cuda", self.dist.local_rank) if torch.cuda.is_available() else torch.device("cpu")
+        try:
+            device = torch.device(self.cfg.device)
+        except RuntimeError:
+            raise ConfigError("device", f"unknown device {self.cfg.device!r}; use auto, cpu, cuda or cuda:N") from None
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if device.type == "cuda" and not gpus:
+            raise ConfigError("device", f"{self.cfg.device!r} needs a GPU, but torch sees none; use cpu (or auto)")
+        if device.type == "cuda" and (device.index or 0) >= gpus:
+            raise ConfigError("device", f"{self.cfg.device!r}: torch sees {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}")
+        return device
+
+    def _curriculum(self, final_size: int, cost_fn: Any = None) -> Curriculum:
+        cfg = self.cfg
+        try:
+            return build(cfg.schedule or self.method.schedule, epochs=cfg.epochs, final_size=final_size, cost=cost_fn,
+                         adapt=cfg.adapt, reference_final=cfg.paper_final_size or REFERENCE_SIZE)
+        except StageSizeError as err:
+            linear = "" if cfg.adapt == "linear" else ", {adapt} linear (B scaled with the final size)"
+            raise ConfigError("final_size", f"schedule {err.schedule!r} has a stage at B={err.b}, above the final "
+                              f"size {final_size}; use {{final_size}} {err.needed} or more{linear} or another "
+                              "{schedule}") from None
+
+    def _check_input_sizes(self) -> None:
+        """Refuse a curriculum with an input size the model cannot take (a patch grid or window that does not
+        divide it), naming final sizes that work: the nearest whose every B the model takes."""
+        final = self.cfg.final_size
+        takes = functools.cache(lambda size: _takes(self.model, self.device, size))
+        bad = [b for b in sorted({*self.curriculum.resolutions, final}) if not takes(b)]
+        if not bad:
+            return
+
+        def works(size: int) -> bool:
+            try:
+                sizes = {size, *self._curriculum(size).resolutions}
+            except ConfigError:
+                return False
+            return all(takes(b) for b in sorted(sizes, reverse=True))
+
+        candidates = sorted(range(8, max(256, 2 * final) + 1), key=lambda s: (abs(s - final), s))
+        near = sorted(itertools.islice(filter(works, candidates), 3))
+        which = f"final sizes that work: {', '.join(map(str, near))}" if near else "no final size up to 256 works"
+        raise ConfigError("final_size", f"{self.cfg.model} cannot take B={', '.join(map(str, bad))} of the "
+                          f"{self.curriculum.name} curriculum at final size {final} (its patch grid); {which}")
 
     def _axis_epochs(self) -> float:
         """Length of the LR axis in epochs: equivalent epochs (compute axis) or real epochs (epoch axis)."""
@@ -431,6 +518,9 @@ class Trainer:
         self.restore()
         self.log.info(f"{self.cfg.method} {self.curriculum.name}: {len(self.plan)} stages, {self.total_steps} steps, "
                       f"B {[p.resolution for p in self.plan]}, device {self.device}, {self.dist.world} process(es)")
+        planned, run = self.curriculum.equivalent_epochs, self._equivalent_epochs()
+        if abs(run / planned - 1) > 0.01:
+            self.log.info(f"whole steps per stage: {run:.4g} equivalent epochs for the {planned:.4g} planned")
         criterion = _criterion(self.cfg, self.mixup is not None)
         last_save = time.monotonic()
         eval_every = self.cfg.eval_every_epochs
@@ -539,13 +629,17 @@ class Trainer:
             self.ema.update(self.model, step=self.step)
         return float(value)
 
-    def _summary(self, final: dict[str, Any]) -> dict[str, Any]:
+    def _equivalent_epochs(self) -> float:
+        """The plan's compute in epochs at the final size (whole steps per stage)."""
         consumed = sum(p.steps * p.batch_size * self.curriculum.relative_costs[p.resolution] for p in self.plan)
-        equivalent = consumed / self.n_train
+        return consumed / self.n_train
+
+    def _summary(self, final: dict[str, Any]) -> dict[str, Any]:
         summary = {
             "model": self.cfg.model, "method": self.cfg.method, "schedule": self.curriculum.name,
             "top1": final["top1"], "top5": final["top5"], "val_loss": final["val_loss"],
-            "equivalent_epochs": equivalent, "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
+            "equivalent_epochs": self._equivalent_epochs(),
+            "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
             "real_epochs": sum(p.steps * p.batch_size for p in self.plan) / self.n_train,
             "steps": self.total_steps, **self.clock.summary(),
             "gpu_hours": self.clock.wall_s * self.dist.world / 3600 if self.device.type == "cuda" else 0.0,
@@ -591,16 +685,16 @@ def _as_tuple(x: Any) -> Any:
 
 
 def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None) -> dict[str, Any]:
-    """Train (or resume) one run into ``out_dir``; returns its summary. The main process locks ``out_dir`` first
-    (:class:`~repro.launch.rundir.RunDirBusy` if another process holds it): nothing of a running run is touched."""
-    with RunLock(out_dir) if process_rank() == 0 else contextlib.nullcontext():
-        (Path(out_dir)).mkdir(parents=True, exist_ok=True)
-        write_json_atomic(Path(out_dir) / "train_config.json", cfg.model_dump())
-        trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)
-        try:
+    """Train (or resume) one run into ``out_dir``; returns its summary. The main process locks ``out_dir`` once
+    the trainer has checked what it cannot train (:class:`~repro.launch.rundir.RunDirBusy` if another process
+    holds it) and before it writes anything: nothing of a running run is touched."""
+    trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)  # refuses what it cannot train before writing anything
+    try:
+        with RunLock(out_dir) if process_rank() == 0 else contextlib.nullcontext():
+            write_json_atomic(Path(out_dir) / "train_config.json", cfg.model_dump())
             return trainer.train()
-        finally:
-            trainer.dist.cleanup()
+    finally:
+        trainer.dist.cleanup()
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m repro.train.engine CONFIG.json OUT` (torchrun)

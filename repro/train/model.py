@@ -7,12 +7,13 @@ through ``repro.models.set_input_size``; convolutional networks need nothing (Ap
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 import torch
 
 from repro.errors import UserError
-from repro.train.config import TrainConfig
+from repro.train.config import ConfigError, TrainConfig
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
@@ -26,8 +27,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     if cfg.model_variant != "full":
         raise UserError(f"model {cfg.model!r} has no {cfg.model_variant!r} variant (only Table 7 models do)")
     if not timm.is_model(cfg.model):
-        close = timm.list_models(f"*{cfg.model.split('_')[0]}*")[:5]
-        raise UserError(f"unknown model {cfg.model!r}" + (f"; close: {', '.join(close)}" if close else ""))
+        names = timm.list_models() + ([e.timm for e in zoo.TABLE7] if zoo is not None else [])
+        close = difflib.get_close_matches(cfg.model, names, n=4)
+        raise ConfigError("model", f"unknown model {cfg.model!r}" + (f" (did you mean {', '.join(close)}?)" if close
+                                                                     else "") + "; timm's names: timm.list_models()")
     kwargs: dict[str, Any] = {"pretrained": False, "num_classes": num_classes, **cfg.model_kwargs}
     if cfg.drop_path:
         kwargs["drop_path_rate"] = cfg.drop_path
