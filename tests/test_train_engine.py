@@ -196,7 +196,7 @@ def test_table19_ablations_fixed_randaug_and_other_frequency_op(tmp_path):
     """Table 19 (a): without Linear RandAug every sample gets m = 9 from the first step; (b): frequency_op
     replaces the method's way of reaching B (ET++'s low-pass + Lanczos by a plain bicubic resize)."""
     def magnitudes(trainer: Trainer) -> set[float]:
-        keys = trainer._loader(trainer.plan[0], 0).batch_sampler.batches
+        keys = trainer._loader(trainer.plan[0], 0).batch_sampler
         return {m for batch in keys for (_, _, m, _) in batch}
 
     linear = Trainer(cfg(method="efficienttrain++", epochs=2), tmp_path / "a")

@@ -13,7 +13,7 @@ batch-level (main process, :mod:`repro.train.engine`). The reduction to B is the
 * ``bicubic`` -- a plain bicubic resize (the reference of the down-sampling cost, ``repro bench speedup``).
 
 Curriculum hooks reach data-loader workers by construction: the curriculum's B and m are *part of each sample's
-key* (``(index, B, m, seed)``, yielded by :class:`repro.data.sampler.StepBatchSampler` in the main process and
+key* (``(index, B, m, seed)``, yielded by :class:`repro.train.engine.KeySampler` in the main process and
 sent to workers with the indices). A persistent worker therefore uses the new B and m from the first batch of a
 new stage, with no shared state to race on; mutating a transform object in the main process (e.g. timm's
 ``RandAugment`` ops' ``magnitude`` attribute) would not be seen by already-forked workers
