@@ -179,7 +179,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
 
         # data
-        base_train = build_dataset(cfg.dataset, "train", cfg.data_root, cfg.max_train_images)
+        base_train = build_dataset(cfg.dataset, "train", cfg.data_root, cfg.max_train_images, undecoded=True)
         base_val = build_dataset(cfg.dataset, "val", cfg.data_root, cfg.max_val_images)
         self.num_classes = int(base_train.num_classes)
         mean, std = (FMNIST_MEAN, FMNIST_STD) if cfg.dataset == "fashion-mnist" else (IMAGENET_MEAN, IMAGENET_STD)
@@ -187,7 +187,8 @@ class Trainer:
             base_train,
             CurriculumTransform(Augment(cfg.final_size, cfg.frequency_op or self.method.frequency_op,
                                         tuple(cfg.crop_scale), 0.5,
-                                        cfg.randaug_std, cfg.reprob, mean, std)),
+                                        cfg.randaug_std, cfg.reprob, mean, std, draft=cfg.draft_decode,
+                                        reduce_at_crop=cfg.reduce_at_crop)),
         )
         crop_pct = 1.0 if cfg.dataset == "fashion-mnist" else cfg.crop_pct
         self.val_set = EvalDataset(base_val, eval_transform(cfg.final_size, mean, std, crop_pct))
