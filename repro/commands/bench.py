@@ -37,7 +37,7 @@ HALF_WIDTH = {"channels": [32, 64, 128, 256], "stem_width": 32}  # resnet18 at h
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("bench", help="benchmarks: ET++ speedup (CPU proxy), data loader cost")
+    parser = subparsers.add_parser("bench", help="benchmarks: ET++ speedup (CPU proxy), data loader cost, GPU speed")
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     p = sub.add_parser("speedup", help="baseline vs EfficientTrain++ on the Fashion-MNIST proxy (a few minutes)")
     p.add_argument("--model", default="resnet18", help="timm model (default: resnet18 at half width)")
@@ -64,9 +64,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--no-write", dest="write", action="store_false", help="only print")
     p.add_argument("--work-dir", type=Path, default=None, help="keep the two run directories here")
     p.set_defaults(run=run)
-    from repro.commands import bench_loader
+    from repro.commands import bench_gpu, bench_loader
 
     bench_loader.add_parser(sub)
+    bench_gpu.add_parser(sub)
 
 
 def _config(args: argparse.Namespace, method: str, epochs: float) -> Any:
