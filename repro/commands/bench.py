@@ -64,8 +64,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--no-write", dest="write", action="store_false", help="only print")
     p.add_argument("--work-dir", type=Path, default=None, help="keep the two run directories here")
     p.set_defaults(run=run)
-    from repro.commands import bench_gpu, bench_loader
+    from repro.commands import bench_gpu, bench_loader, bench_step
 
+    bench_step.add_parser(sub)
     bench_loader.add_parser(sub)
     bench_gpu.add_parser(sub)
 
