@@ -157,6 +157,9 @@ def test_ddp_two_processes_match_one(tmp_path):
     losses2 = [r["loss"] for r in records(tmp_path / "two") if r["kind"] == "train"]
     assert losses2 == pytest.approx(losses1, rel=1e-3, abs=1e-4)
     assert double["val_loss"] == pytest.approx(single["val_loss"], rel=1e-3)
+    # the final metrics: each rank evaluates its share of the validation set, all-reduced
+    assert (double["top1"], double["top5"]) == (single["top1"], single["top5"])
+    assert double["real_epochs"] == single["real_epochs"] and double["stages"] == single["stages"]
 
 
 @pytest.mark.slow
