@@ -31,6 +31,6 @@ def test_bench_step_profiles_every_stage(tmp_path):
     assert stages["28"]["compute_vs_final"] == pytest.approx(1.0)
     for b, row in stages.items():
         assert row["ideal"] == pytest.approx((int(b) / 28) ** 2)
-        assert all(row["per_image_us"][k] > 0 for k in ("data", "forward", "backward", "optimizer"))
+        assert all(row["per_image_us"][k] > 0 for k in ("data", "forward", "backward", "optimizer", "engine_step"))
         assert row["transform_us_per_image"] > 0
     assert result["predicted_walltime_over_computation"] > 0
