@@ -61,6 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--early-large-batch", action="store_true",
                    help="ET++ with the early large batch of Sec. 5.3 (eq. 2, lr_max = 1.5 lr): amortises the per-step "
                    "overhead that makes small B slow on a CPU")
+    p.add_argument("--reduce-at-crop", action="store_true",
+                   help="ET++ crops straight to B and augments at B (cheaper transform at small B)")
     p.add_argument("--format", choices=("json", "text"), default="text")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the JSON (default: {DEFAULT_OUT})")
     p.add_argument("--no-write", dest="write", action="store_false", help="only print")
@@ -88,6 +90,7 @@ def _config(args: argparse.Namespace, method: str, epochs: float) -> Any:
         log_every_steps=10, checkpoint_minutes=1e6,
         **({"early_large_batch": True, "lr_max": 1.5 * args.lr} if method != "baseline" and args.early_large_batch
            else {}),
+        reduce_at_crop=getattr(args, "reduce_at_crop", False),
     )
 
 
@@ -197,6 +200,7 @@ def speedup(args: argparse.Namespace) -> dict[str, Any]:
             "etpp_equivalent_epochs": args.epochs / ETPP_BUDGET_RATIO, "train_images": args.train_images,
             "val_images": args.val_images, "batch_size": args.batch_size, "lr": args.lr, "workers": args.workers,
             "seed": args.seed, "early_large_batch": args.early_large_batch, "chunks": args.chunks,
+            "reduce_at_crop": args.reduce_at_crop,
             "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or
             platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
         },
