@@ -33,3 +33,30 @@ def test_etpp_budget_ratio_is_the_papers() -> None:
 
     paper = build("baseline").equivalent_epochs / build("etpp").equivalent_epochs
     assert paper == pytest.approx(ETPP_BUDGET_RATIO)
+
+
+@needs_fmnist
+@pytest.mark.slow
+def test_interleaved_runs_end_as_uninterrupted_runs(tmp_path):
+    """The speedup bench trains its two runs in slices, in turn: each ends exactly as a run in one go."""
+    import torch
+
+    from repro.commands.bench import interleaved
+    from repro.train.config import TrainConfig
+    from repro.train.engine import train
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        kw = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=96,
+                  max_val_images=32, batch_size=32, lr=1e-3, warmup_epochs=0.2, workers=0, crop_scale=(0.35, 1.0),
+                  eval_every_epochs=1e9, checkpoint_minutes=1e6, epochs=1, device="cpu")
+        configs = {"baseline": TrainConfig(method="baseline", **kw),
+                   "etpp": TrainConfig(method="efficienttrain++", **kw)}
+        sliced = interleaved(configs, tmp_path / "sliced", chunks=3)
+        for name, cfg in configs.items():
+            whole = train(cfg, tmp_path / "whole" / name)
+            for key in ("top1", "val_loss", "steps", "equivalent_epochs"):
+                assert sliced[name][key] == whole[key], (name, key)
+    finally:
+        torch.set_num_threads(before)

@@ -178,6 +178,9 @@ def test_ddp_two_processes_match_one(tmp_path):
     losses2 = [r["loss"] for r in records(tmp_path / "two") if r["kind"] == "train"]
     assert losses2 == pytest.approx(losses1, rel=1e-3, abs=1e-4)
     assert double["val_loss"] == pytest.approx(single["val_loss"], rel=1e-3)
+    # the final metrics: each rank evaluates its share of the validation set, all-reduced
+    assert (double["top1"], double["top5"]) == (single["top1"], single["top5"])
+    assert double["real_epochs"] == single["real_epochs"] and double["stages"] == single["stages"]
 
 
 @pytest.mark.slow
@@ -217,7 +220,7 @@ def test_table19_ablations_fixed_randaug_and_other_frequency_op(tmp_path):
     """Table 19 (a): without Linear RandAug every sample gets m = 9 from the first step; (b): frequency_op
     replaces the method's way of reaching B (ET++'s low-pass + Lanczos by a plain bicubic resize)."""
     def magnitudes(trainer: Trainer) -> set[float]:
-        keys = trainer._loader(trainer.plan[0], 0).batch_sampler.batches
+        keys = trainer._loader(trainer.plan[0], 0).batch_sampler
         return {m for batch in keys for (_, _, m, _) in batch}
 
     linear = Trainer(cfg(method="efficienttrain++", epochs=2), tmp_path / "a")

@@ -2,8 +2,10 @@
 
 One process trains the baseline (``--epochs`` standard epochs at the final size) and EfficientTrain++ (the same
 number divided by 1.5 in *equivalent* epochs: the paper's 300 vs 200, Table 6 / Table 7) with the one engine
-(:mod:`repro.train.engine`), then measures the CPU cost of the ET++ down-sampling (Sec. 5.2: low-pass + Lanczos,
-:func:`repro.core.frequency.lowpass_downsample`) against a plain bicubic resize to the same B. It prints JSON::
+(:mod:`repro.train.engine`), in turn in ``--chunks`` slices each (stop and exact resume: both runs see the same
+drift of a shared machine's load, and end as uninterrupted runs would), then measures the CPU cost of the ET++
+down-sampling (Sec. 5.2: low-pass + Lanczos, :func:`repro.core.frequency.lowpass_downsample`) against a plain
+bicubic resize to the same B. It prints JSON::
 
     computation_speedup     baseline compute / ET++ compute (equivalent epochs; Table 7 "Computation")
     walltime_speedup        baseline training seconds / ET++ training seconds (steps only: no eval, no checkpoint)
@@ -37,7 +39,7 @@ HALF_WIDTH = {"channels": [32, 64, 128, 256], "stem_width": 32}  # resnet18 at h
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    parser = subparsers.add_parser("bench", help="benchmarks of the training engine (speedup of ET++ on the CPU)")
+    parser = subparsers.add_parser("bench", help="benchmarks: ET++ speedup (CPU proxy), data loader cost, GPU speed")
     sub = parser.add_subparsers(dest="bench", metavar="BENCH", required=True)
     p = sub.add_parser("speedup", help="baseline vs EfficientTrain++ on the Fashion-MNIST proxy (a few minutes)")
     p.add_argument("--model", default="resnet18", help="timm model (default: resnet18 at half width)")
@@ -59,11 +61,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--early-large-batch", action="store_true",
                    help="ET++ with the early large batch of Sec. 5.3 (eq. 2, lr_max = 1.5 lr): amortises the per-step "
                    "overhead that makes small B slow on a CPU")
+    p.add_argument("--reduce-at-crop", action="store_true",
+                   help="ET++ crops straight to B and augments at B (cheaper transform at small B)")
     p.add_argument("--format", choices=("json", "text"), default="text")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where to write the JSON (default: {DEFAULT_OUT})")
     p.add_argument("--no-write", dest="write", action="store_false", help="only print")
     p.add_argument("--work-dir", type=Path, default=None, help="keep the two run directories here")
+    p.add_argument("--chunks", type=int, default=6,
+                   help="train the two runs in turn in this many slices each, so that both see the same machine "
+                   "load (default: 6; 1 = one after the other)")
     p.set_defaults(run=run)
+    from repro.commands import bench_gpu, bench_loader, bench_step
+
+    bench_step.add_parser(sub)
+    bench_loader.add_parser(sub)
+    bench_gpu.add_parser(sub)
 
 
 def _config(args: argparse.Namespace, method: str, epochs: float) -> Any:
@@ -78,6 +90,7 @@ def _config(args: argparse.Namespace, method: str, epochs: float) -> Any:
         log_every_steps=10, checkpoint_minutes=1e6,
         **({"early_large_batch": True, "lr_max": 1.5 * args.lr} if method != "baseline" and args.early_large_batch
            else {}),
+        reduce_at_crop=getattr(args, "reduce_at_crop", False),
     )
 
 
@@ -133,16 +146,34 @@ def transform_costs(final_size: int, resolutions: dict[int, float], images: int 
     return totals["downsample"] / totals["bicubic"]
 
 
+def interleaved(configs: dict[str, Any], work: Path, chunks: int) -> dict[str, dict[str, Any]]:
+    """Train the runs in turn, ``chunks`` slices of their steps each (``stop_after_steps``, then the engine's exact
+    resume), so that every run sees the same machine load over time; the summaries are those of uninterrupted runs
+    (their training seconds count steps only; each slice adds one loader start to each run)."""
+    from repro.train.engine import Trainer, train
+
+    totals = {name: Trainer(cfg, work / f"{name}-plan").total_steps for name, cfg in configs.items()}
+    summaries = {}
+    for k in range(1, chunks + 1):
+        for name, cfg in configs.items():
+            stop = totals[name] * k // chunks
+            if k == chunks:
+                summaries[name] = train(cfg, work / name)
+            elif stop > 0:
+                with contextlib.suppress(KeyboardInterrupt):
+                    train(cfg.model_copy(update={"stop_after_steps": stop}), work / name)
+    return summaries
+
+
 def speedup(args: argparse.Namespace) -> dict[str, Any]:
     import torch
-
-    from repro.train.engine import train
 
     torch.set_num_threads(args.threads)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="repro-bench-"))
     t0 = time.time()
-    base = train(_config(args, "baseline", args.epochs), work / "baseline")
-    etpp = train(_config(args, "efficienttrain++", args.epochs / ETPP_BUDGET_RATIO), work / "etpp")
+    runs = interleaved({"baseline": _config(args, "baseline", args.epochs),
+                        "etpp": _config(args, "efficienttrain++", args.epochs / ETPP_BUDGET_RATIO)}, work, args.chunks)
+    base, etpp = runs["baseline"], runs["etpp"]
     stages = etpp["stages"]
     below = {int(s["resolution"]): float(s["steps"] * s["batch_size"]) for s in stages
              if int(s["resolution"]) < args.final_size}
@@ -168,7 +199,8 @@ def speedup(args: argparse.Namespace) -> dict[str, Any]:
             "final_size": args.final_size, "baseline_epochs": args.epochs,
             "etpp_equivalent_epochs": args.epochs / ETPP_BUDGET_RATIO, "train_images": args.train_images,
             "val_images": args.val_images, "batch_size": args.batch_size, "lr": args.lr, "workers": args.workers,
-            "seed": args.seed, "early_large_batch": args.early_large_batch,
+            "seed": args.seed, "early_large_batch": args.early_large_batch, "chunks": args.chunks,
+            "reduce_at_crop": args.reduce_at_crop,
             "torch_threads": torch.get_num_threads(), "cpu": platform.processor() or
             platform.machine(), "python": platform.python_version(), "torch": torch.__version__,
         },

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,24 +113,33 @@ def folder_root(name: str, root: str | Path | None = None) -> Path:
     )
 
 
-def image_folder(name: str, split: str, root: str | Path | None = None) -> Any:
-    from torchvision.datasets import ImageFolder
+def open_undecoded(path: str) -> Image.Image:
+    """The image opened but not decoded (its bytes in memory, no open file): the train transform decodes it,
+    a JPEG at reduced scale when the crop allows (:meth:`repro.data.transforms.CurriculumTransform.resized_crop`)."""
+    with open(path, "rb") as f:
+        return Image.open(io.BytesIO(f.read()))
 
-    ds = ImageFolder(str(folder_root(name, root) / split))
+
+def image_folder(name: str, split: str, root: str | Path | None = None, undecoded: bool = False) -> Any:
+    from torchvision.datasets import ImageFolder
+    from torchvision.datasets.folder import default_loader
+
+    ds = ImageFolder(str(folder_root(name, root) / split), loader=open_undecoded if undecoded else default_loader)
     ds.num_classes = len(ds.classes)  # type: ignore[attr-defined]
     return ds
 
 
 def build_dataset(name: str, split: str, root: str | Path | None = None, max_images: int | None = None,
-                  download: bool = False) -> Any:
-    """The named data set's split; ``max_images`` keeps a class-balanced deterministic subset (proxies)."""
+                  download: bool = False, undecoded: bool = False) -> Any:
+    """The named data set's split; ``max_images`` keeps a class-balanced deterministic subset (proxies).
+    ``undecoded``: folder images come opened but not decoded (for the train transform's draft decoding)."""
     if name == "fashion-mnist":
         ds: Any = fashion_mnist(split, root, download)
         if max_images is not None and max_images < len(ds):
             keep = _balanced_subset(ds.labels, max_images)
             ds = ArrayDataset(ds.images[keep], ds.labels[keep], ds.num_classes)
         return ds
-    ds = image_folder(name, split, root)
+    ds = image_folder(name, split, root, undecoded)
     if max_images is not None and max_images < len(ds):
         keep = _balanced_subset(np.asarray(ds.targets), max_images)
         subset = torch.utils.data.Subset(ds, keep.tolist())

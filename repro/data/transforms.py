@@ -13,7 +13,7 @@ batch-level (main process, :mod:`repro.train.engine`). The reduction to B is the
 * ``bicubic`` -- a plain bicubic resize (the reference of the down-sampling cost, ``repro bench speedup``).
 
 Curriculum hooks reach data-loader workers by construction: the curriculum's B and m are *part of each sample's
-key* (``(index, B, m, seed)``, yielded by :class:`repro.data.sampler.StepBatchSampler` in the main process and
+key* (``(index, B, m, seed)``, yielded by :class:`repro.train.engine.KeySampler` in the main process and
 sent to workers with the indices). A persistent worker therefore uses the new B and m from the first batch of a
 new stage, with no shared state to race on; mutating a transform object in the main process (e.g. timm's
 ``RandAugment`` ops' ``magnitude`` attribute) would not be seen by already-forked workers
@@ -48,7 +48,15 @@ SampleKey = tuple[int, int, float, int]
 @dataclass(frozen=True)
 class Augment:
     """Table 24 augmentation (timm names). ``scale`` is RandomResizedCrop's area range; ``frequency_op`` is how
-    the curriculum's B is realised (see the module docstring)."""
+    the curriculum's B is realised (see the module docstring).
+
+    ``draft``: decode JPEGs at reduced scale when the crop allows (:meth:`CurriculumTransform.resized_crop`).
+    ``reduce_at_crop`` (ET++ below the final size): one Lanczos resize from the crop region straight to B, then
+    flip and RandAugment at B, instead of RandAugment at the final size and Lanczos after it (the release's
+    order). Off by default: it changes the augmentation itself, not only the decoding -- relative L2 of a
+    sample against the release's order, median 7 % / 5 % at B = 96 / 160, 10 % of samples above 24 % / 22 %
+    (geometric ops interpolated at B, posterize / solarize thresholds on other pixel values), against 3.5 % /
+    0 % (above 11 % / 5 %) for ``draft`` alone; it cuts ET++'s loader CPU by ~1/3 (``repro bench loader``)."""
 
     final_size: int = 224
     frequency_op: FrequencyOp = "none"
@@ -59,10 +67,20 @@ class Augment:
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     randaug: bool = True
+    draft: bool = True  # JPEG draft-mode decoding when the crop allows (see CurriculumTransform.resized_crop)
+    reduce_at_crop: bool = False  # ET++ below the final size: crop straight to B, augment at B
 
     def __post_init__(self) -> None:
         if self.frequency_op not in FREQUENCY_OPS:
             raise UserError(f"unknown frequency op {self.frequency_op!r}; known: {', '.join(FREQUENCY_OPS)}")
+
+
+def draft_scale(side: int, size: int) -> int:
+    """The largest JPEG draft scale (1, 2, 4 or 8) that keeps at least ``size`` pixels of a ``side``-pixel crop."""
+    scale = 8
+    while scale > 1 and side < scale * size:
+        scale //= 2
+    return scale
 
 
 def seed_everything(seed: int) -> None:
@@ -94,6 +112,8 @@ class CurriculumTransform:
         hparams = {"translate_const": int(cfg.final_size * 0.45), "img_mean": fill, "magnitude_max": 9.99}
         self.randaug = (rand_augment_transform(f"rand-m9-mstd{cfg.magnitude_std}-inc1", hparams)
                         if cfg.randaug else None)
+        self._randaug_at: dict[int, Any] = {cfg.final_size: self.randaug}
+        self._hparams = hparams
         self.to_tensor = T.ToTensor()
         self.normalize = T.Normalize(cfg.mean, cfg.std)
         self.erase = (RandomErasing(cfg.reprob, mode="pixel", max_count=1, device="cpu")
@@ -101,9 +121,57 @@ class CurriculumTransform:
 
     def set_magnitude(self, m: float) -> None:
         """Worker-local: RandAugment's ops read ``magnitude`` at call time (timm ``AugmentOp``)."""
-        if self.randaug is not None:
-            for op in self.randaug.ops:
+        for randaug in self._randaug_at.values():
+            for op in randaug.ops if randaug is not None else ():
                 op.magnitude = m
+
+    def randaug_at(self, size: int) -> Any:
+        """RandAugment for ``size`` x ``size`` images: translations scaled from the final size (the other ops
+        are relative to the image); the same random draws whatever the size."""
+        if size not in self._randaug_at:
+            from timm.data.auto_augment import rand_augment_transform
+
+            hparams = {**self._hparams, "translate_const": int(size * 0.45)}
+            self._randaug_at[size] = rand_augment_transform(f"rand-m9-mstd{self.cfg.magnitude_std}-inc1", hparams)
+        return self._randaug_at[size]
+
+    def resized_crop(self, img: Image.Image, size: int, resample: Image.Resampling, keep: int) -> Image.Image:
+        """RandomResizedCrop to ``size`` x ``size``, decoding a not yet decoded JPEG at 1/2, 1/4 or 1/8 scale
+        (PIL draft mode) when the crop region is at least that many times ``keep`` (the B the sample is reduced
+        to in the end) on its short side.
+
+        The crop parameters are timm's, drawn from the image's original size before decoding (the same RNG draws
+        as without draft mode); the box is then mapped into the reduced image by the draft scale s exactly
+        (reduced pixel k covers original pixels [ks, (k+1)s), so the box divides by s; PIL resamples a
+        fractional box). Without a draft (small crops, other formats, ``draft=False``) this is timm's crop.
+
+        Draft decoding *is* low-frequency cropping, done by the decoder: libjpeg's scaled IDCT keeps the lowest
+        8/s x 8/s DCT coefficients of each 8 x 8 block and inverts them at size 8/s -- eq. (1) of Sec. 4.1 with
+        the block DCT in place of the image DFT -- and skips the inverse transform and colour conversion above
+        that band (not the entropy decoding, which bounds the saving). The crop keeps at least ``keep``
+        reduced pixels per side, so the band it drops lies above the Nyquist frequency of the B x B output,
+        which ET++'s low-pass + Lanczos down-sampling (Sec. 5.2) removes anyway. Block-wise truncation is not
+        an ideal low-pass, hence a small difference, measured by ``repro bench loader`` on generated ImageNet-like
+        JPEGs (``results/bench/loader.json``, ``draft_deviation``): relative L2 of draft + Lanczos vs full
+        decode + Lanczos to B, median 1.5 % at B = 96 (max 5 %), 2.0 % at 160 (max 4.6 %), below the error the
+        quality-90 JPEG encoding itself leaves at B (2.0 %, 3.3 %); ``tests/test_data_draft.py`` bounds it.
+        Hence ``draft`` is on by default: a JPEG data set already carries a larger error of the same kind.
+        """
+        from torchvision.transforms import functional as F
+
+        i, j, h, w = self.crop.get_params(img, self.crop.scale, self.crop.ratio)
+        scale = 1
+        if self.cfg.draft and getattr(img, "format", None) == "JPEG" and img.tile:
+            scale = draft_scale(min(h, w), keep)
+            if scale > 1:
+                width = img.width
+                drafted = img.draft("RGB", (width // scale, img.height // scale))
+                scale = round(width / drafted[1][2]) if drafted else 1  # its box: (0, 0, W / s, H / s)
+        if img.mode != "RGB":
+            img = img.convert("RGB")
+        if scale == 1 and resample == Image.Resampling.BICUBIC and size == self.cfg.final_size:
+            return F.resized_crop(img, i, j, h, w, self.crop.size, self.crop.interpolation)
+        return img.resize((size, size), resample, box=(j / scale, i / scale, (j + w) / scale, (i + h) / scale))
 
     def reduce(self, img: Image.Image, b: int) -> Image.Image | torch.Tensor:
         r = self.cfg.frequency_op
@@ -124,11 +192,16 @@ class CurriculumTransform:
     def __call__(self, img: Image.Image, b: int, m: float) -> torch.Tensor:
         if self.cfg.frequency_op == "none" and b != self.cfg.final_size:
             raise UserError(f"input size {b} needs a reduction (method without down-sampling got B != final)")
-        img = self.flip(self.crop(img))
+        # ET++ below the final size, reduce_at_crop: one Lanczos resize from the crop region to B is the low-pass +
+        # down-sampling of Sec. 5.2 applied to the crop; flip and RandAugment then run on B x B images
+        early = self.cfg.reduce_at_crop and self.cfg.frequency_op == "downsample" and b < self.cfg.final_size
+        size = b if early else self.cfg.final_size
+        img = self.resized_crop(img, size, Image.Resampling.LANCZOS if early else Image.Resampling.BICUBIC, b)
+        img = self.flip(img)
         if self.randaug is not None:
             self.set_magnitude(m)
-            img = self.randaug(img)
-        out = self.reduce(img, b)
+            img = self.randaug_at(size)(img)
+        out = img if early else self.reduce(img, b)
         x = out if isinstance(out, torch.Tensor) else self.to_tensor(out)
         x = self.normalize(x)
         if self.erase is not None:

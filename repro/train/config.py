@@ -57,6 +57,10 @@ class TrainConfig(BaseModel):
     workers: int = Field(default=2, ge=0)
     crop_scale: tuple[float, float] = (0.08, 1.0)
     crop_pct: float = Field(default=0.875, gt=0, le=1)
+    # JPEG folders: decode at 1/2-1/8 scale when the crop keeps >= B pixels (small deviation, on); ET++ below the
+    # final size: crop straight to B and RandAugment at B (cheaper, changes the augmentation order: opt-in)
+    draft_decode: bool = True
+    reduce_at_crop: bool = False
     # optimisation (Table 24)
     batch_size: int = Field(default=4096, gt=0)  # global
     micro_batch_size: int | None = Field(default=None, gt=0)  # per process; gradient accumulation above it
