@@ -103,7 +103,7 @@ def test_trainer_reads_folders_undecoded_with_draft(folder, tmp_path):
     from repro.train.engine import Trainer
 
     cfg = TrainConfig(model="test_vit", model_kwargs={"patch_size": 8}, method="efficienttrain++", epochs=1,
-                      final_size=64, adapt="linear", dataset="folder", data_root=str(folder), batch_size=8,
+                      final_size=56, adapt="linear", dataset="folder", data_root=str(folder), batch_size=8,
                       workers=0, device="cpu", warmup_epochs=0.1, reduce_at_crop=True)
     trainer = Trainer(cfg, tmp_path)
     ds: CurriculumDataset = trainer.train_set
