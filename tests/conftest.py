@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import settings
 
 os.environ.setdefault("WANDB_MODE", "offline")
 settings.register_profile("repro", deadline=None, print_blob=True)
 settings.load_profile("repro")
+
+
+@pytest.fixture
+def one_torch_thread():  # type: ignore[no-untyped-def]
+    """Two OpenMP threads on a shared 2-core machine spin against the other load (a step gets ~5x slower); the
+    results do not depend on it (bit-exact comparisons run both sides under the same setting)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

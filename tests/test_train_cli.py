@@ -16,15 +16,7 @@ TINY = ["--model", "test_vit", "--model-kwargs", '{"patch_size": 4}', "--epochs"
         "--max-val-images", "32", "-b", "16", "-j", "0", "--log-interval", "1"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():  # type: ignore[no-untyped-def]
-    """See tests/test_train_engine.py: two OpenMP threads on a shared 2-core machine make steps ~5x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _cfg(*argv: str):  # type: ignore[no-untyped-def]

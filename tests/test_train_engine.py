@@ -26,14 +26,7 @@ TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, ada
             eval_every_epochs=1.0, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Two OpenMP threads on a shared 2-core machine spin against the other load (a step gets ~5x slower); the
-    results do not depend on it (bit-exact comparisons run both sides under the same setting)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def cfg(**kw) -> TrainConfig:
