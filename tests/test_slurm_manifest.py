@@ -63,7 +63,7 @@ def test_manifest_array_finishes_renders_and_is_idempotent(cluster, tmp_path, ca
         assert (d / "wandb_group.txt").read_text().strip() == "table07"
         assert json.loads((d / "environment.json").read_text())[0]["packages"]["torch"]
     assert main(["table", str(manifest), "--runs", str(runs), "--out", str(tmp_path / "res"), "--no-plots"]) == 0
-    rendered = {(r["row"], r["column"]): r for r in _csv(tmp_path / "res" / "table07.csv")}
+    rendered = {(r["row"], r["column"]): r for r in _csv(tmp_path / "res" / "table07-smoke.csv")}
     for column in ("baseline_top1", "etpp_top1", "walltime_speedup"):
         assert rendered["ResNet-50", column]["reproduced"] not in ("", None), column
     assert rendered["ResNet-50", "baseline_top1"]["paper"] == "78.8"
