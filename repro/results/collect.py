@@ -11,7 +11,6 @@ Run directory contract (written by ``repro run`` and the trainer): ``config.json
 from __future__ import annotations
 
 import json
-import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -70,7 +69,7 @@ def time_measure(runs: pd.DataFrame, run_ids: list[str]) -> str:
     trained on a CPU, where wall time moves with whatever else the machine runs; wall time otherwise (dedicated
     GPUs, the paper's measure)."""
     rows = [runs.loc[r] for r in run_ids if r in runs.index]
-    on_cpu = rows and all(str(r.get("device", "")).startswith("cpu") and is_number(r.get("cpu_time_s"))
+    on_cpu = rows and all(str(r.get("device", "")).startswith("cpu") and is_finite_number(r.get("cpu_time_s"))
                           for r in rows)
     return "cpu_time" if on_cpu else TIME_METRIC
 
@@ -170,7 +169,3 @@ def outside_tolerance(frame: pd.DataFrame, tolerance: float | None = None) -> pd
     else:
         mask = have["within_tolerance"] == False  # noqa: E712  (None means no tolerance: skip)
     return have[mask]
-
-
-def is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not (isinstance(x, float) and math.isnan(x))

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from repro.launch.manifest import Manifest, cell_value
-from repro.results.collect import is_number
+from repro.launch.rundir import is_finite_number
 
 CSV_COLUMNS = ["row", "column", "paper", "reproduced", "delta", "within_tolerance", "profile", "run_id", "status",
                "measure", "wall_time_ratio"]
@@ -35,15 +35,15 @@ def column_decimals(manifest: Manifest) -> dict[str, int]:
 
 
 def _num(x: object, digits: int) -> str:
-    return f"{float(x):.{digits}f}" if is_number(x) else "–"  # type: ignore[arg-type]
+    return f"{float(x):.{digits}f}" if is_finite_number(x) else "–"  # type: ignore[arg-type]
 
 
 def _cell(r: Any, digits: int) -> str:
-    if not is_number(r.reproduced):
+    if not is_finite_number(r.reproduced):
         hole = "" if r.status in ("not reproduced",) else f" ({r.status})"
         return f"{_num(r.paper, digits)} / –{hole}"
     shown = f"{_num(r.paper, digits)} / **{_num(r.reproduced, digits + 1)}**"
-    return shown + (f" ({r.delta:+.{digits + 1}f})" if is_number(r.delta) else "")
+    return shown + (f" ({r.delta:+.{digits + 1}f})" if is_finite_number(r.delta) else "")
 
 
 def _wide(manifest: Manifest, frame: pd.DataFrame, render) -> list[list[str]]:  # type: ignore[no-untyped-def]
@@ -128,5 +128,6 @@ def _rounded(manifest: Manifest, frame: pd.DataFrame) -> pd.DataFrame:
     digits = frame["column"].map(column_decimals(manifest)) + 1
     out = frame.copy()
     for name in ("reproduced", "delta", "wall_time_ratio"):
-        out[name] = [round(float(v), int(d)) if is_number(v) else None for v, d in zip(out[name], digits, strict=True)]
+        out[name] = [round(float(v), int(d)) if is_finite_number(v) else None
+                     for v, d in zip(out[name], digits, strict=True)]
     return out
