@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
+from image_folder import write_image_folder
 
 from repro.cli import build_parser, main
 from repro.commands.train import config_from_args
@@ -87,13 +86,7 @@ CASES: list[tuple[str, list[str], list[str]]] = [
 def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A tiny image folder, a plain file, and a run directory that a 2-epoch config started."""
     root = tmp_path_factory.mktemp("probe")
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in ("cat", "dog"):
-            (root / "data" / split / c).mkdir(parents=True)
-            for i in range(6):
-                Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
-                    root / "data" / split / c / f"{i}.png")
+    write_image_folder(root / "data")
     (root / "file").write_text("not a directory\n")
     run = root / "run"
     run.mkdir()

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from image_folder import write_image_folder
 
 from repro.cli import build_parser, main
 from repro.commands.train import PROXY_DEFAULTS, config_from_args
@@ -79,13 +78,7 @@ def test_train_then_eval_gives_the_summary_top1(tmp_path: Path, capsys: pytest.C
 
 @pytest.mark.slow
 def test_train_on_an_image_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = np.random.default_rng(0)
-    for split in ("train", "val"):
-        for c in ("cat", "dog"):
-            (tmp_path / "data" / split / c).mkdir(parents=True)
-            for i in range(6):
-                Image.fromarray(rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)).save(
-                    tmp_path / "data" / split / c / f"{i}.png")
+    write_image_folder(tmp_path / "data")
     monkeypatch.setenv("REPRO_DATA_FOLDER", str(tmp_path / "data"))
     argv = ["train", "--model", "test_resnet", "--dataset", "folder", "--input-size", "32", "--epochs", "1",
             "-b", "4", "-j", "0", "--warmup-epochs", "0", "--method", "efficienttrain", "--adapt", "linear",
