@@ -132,12 +132,12 @@ def run_submit(args: argparse.Namespace) -> int:
 
 def _with_runner(runs: list[Any]) -> list[Any]:
     """The runs a job could train; the others are named with the reason (a job for them would only fail)."""
-    from repro.launch.local import runner_for
+    from repro.tasks import task_for
 
     keep = []
     for r in runs:
-        runner, why = runner_for(r.config)
-        if runner is None:
+        task, why = task_for(r.config)
+        if task is None:
             print(f"no-run   {r.label}: {why}")
         else:
             keep.append(r)

@@ -1,4 +1,8 @@
-"""A stand-in runner for the executor tests: records calls, resumes from a marker, can fail on demand."""
+"""A stand-in for task ``in1k`` in the executor tests: records calls, resumes from a marker, can fail on demand.
+
+In-process tests put it in place with ``monkeypatch.setitem(repro.tasks.REGISTRY, "in1k", toy_task.TASK)``;
+subprocesses and cluster jobs get it through ``REPRO_TASK_MODULES=toy_plugin`` (``tests/`` on ``PYTHONPATH``),
+whose import registers it."""
 
 from __future__ import annotations
 
@@ -8,8 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from repro.tasks import Task
+
 SUPPORTED_METHODS = {"baseline", "efficienttrain++"}
 CALLS: list[tuple[str, bool]] = []
+
+
+def check(config: dict[str, Any]) -> str:
+    method = config.get("method")
+    return "" if method in SUPPORTED_METHODS else f"no runner for method {method!r} yet (toy)"
 
 
 def run(config: dict[str, Any], run_dir: Path) -> None:
@@ -29,3 +40,6 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
         raise KeyboardInterrupt  # a killed process: leaves a partial run directory
     top1 = 90.0 if config["method"] == "baseline" else 90.5
     (run_dir / "summary.json").write_text(json.dumps({"top1": top1, "wall_time_s": 10.0}))
+
+
+TASK = Task("in1k", run=run, check=check)
