@@ -75,7 +75,7 @@ def test_missing_runner_is_reported_by_name(monkeypatch, tmp_path, capsys):
     assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 3
     captured = capsys.readouterr()
     assert "no runner for method 'efficienttrain++' yet" in captured.out and "1 finished, 1 no-runner" in captured.out
-    assert captured.err == "repro run: 1 of 2 runs could not start (see the 'no-run' lines)\n"
+    assert captured.err == "repro run: 1 of 2 runs could not start (see the 'no-run' and 'blocked' lines)\n"
     assert len(list(tmp_path.glob("*/summary.json"))) == 1  # the runnable one finished
     monkeypatch.delitem(REGISTRY, "in1k")
     runs = resolve(load_manifest(manifest_path(7)), "smoke", ["ResNet-50"])

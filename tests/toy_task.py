@@ -43,3 +43,19 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
 
 
 TASK = Task("in1k", run=run, check=check)
+
+
+def fine_tune(config: dict[str, Any], run_dir: Path) -> None:
+    """A toy fine-tuning: refuses an unfinished upstream like the real tasks, records when it started."""
+    from repro.errors import UserError
+    from repro.launch.rundir import run_info
+
+    upstream = run_dir.parent / config["init_from"]
+    CALLS.append((run_dir.name, False))
+    if run_info(upstream).state != "finished":
+        raise UserError(f"upstream run {upstream.name} is not finished (toy)")
+    top1 = json.loads((upstream / "summary.json").read_text())["top1"] + 1.0
+    (run_dir / "summary.json").write_text(json.dumps({"top1": top1, "started": time.time()}))
+
+
+TRANSFER = Task("transfer", run=fine_tune, check=check, upstream=frozenset({"in1k"}), requires_upstream=True)

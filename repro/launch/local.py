@@ -24,7 +24,7 @@ from repro.tasks import Task, task_for
 @dataclass
 class Outcome:
     run: ResolvedRun
-    status: str  # finished | skipped | busy | no-runner | failed
+    status: str  # finished | skipped | busy | no-runner | failed | blocked (its upstream did not finish)
     detail: str = ""
 
 
@@ -32,39 +32,44 @@ def run_locally(
     runs: list[ResolvedRun], root: str | Path = "runs", log: Callable[[str], None] = print
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    seen: set[str] = set()
+    done: dict[str, Outcome] = {}  # run id -> its outcome; resolve lists a run's upstream before it
     for run in runs:
-        if run.run_id in seen:  # the same run asked for twice (shared baselines)
+        if run.run_id in done:  # the same run asked for twice (shared baselines)
             continue
-        seen.add(run.run_id)
-        rundir = RunDir(Path(root) / run.run_id)
-        label = run.label
-        info = rundir.info()
-        if info.state == "finished":
-            outcomes.append(Outcome(run, "skipped", "finished earlier"))
-            log(f"skip     {label}: finished earlier")
-            continue
-        if info.blocked:
-            outcomes.append(Outcome(run, "failed", info.detail))
-            log(f"failed   {label}: {info.detail}")
-            continue
-        task, why = task_for(run.config)
-        if task is None:
-            outcomes.append(Outcome(run, "no-runner", why))
-            log(f"no-run   {label}: {why}")
-            continue
-        lock = RunLock(rundir.path)
-        try:
-            lock.acquire()
-        except RunDirBusy as err:
-            outcomes.append(Outcome(run, "busy", str(err)))
-            log(f"busy     {label}: {err}")
-            continue
-        try:
-            outcomes.append(_run_one(run, rundir, task, log))
-        finally:
-            lock.release()
+        outcome = _one(run, RunDir(Path(root) / run.run_id), done, log)
+        done[run.run_id] = outcome
+        outcomes.append(outcome)
     return outcomes
+
+
+def _one(run: ResolvedRun, rundir: RunDir, done: dict[str, Outcome], log: Callable[[str], None]) -> Outcome:
+    label = run.label
+    info = rundir.info()
+    if info.state == "finished":
+        log(f"skip     {label}: finished earlier")
+        return Outcome(run, "skipped", "finished earlier")
+    upstream = done.get(run.upstream) if run.upstream is not None else None
+    if upstream is not None and upstream.status not in ("finished", "skipped"):
+        why = f"waits for {upstream.run.label}, which is {upstream.status}"
+        log(f"blocked  {label}: {why}")
+        return Outcome(run, "blocked", why)
+    if info.blocked:
+        log(f"failed   {label}: {info.detail}")
+        return Outcome(run, "failed", info.detail)
+    task, why = task_for(run.config)
+    if task is None:
+        log(f"no-run   {label}: {why}")
+        return Outcome(run, "no-runner", why)
+    lock = RunLock(rundir.path)
+    try:
+        lock.acquire()
+    except RunDirBusy as err:
+        log(f"busy     {label}: {err}")
+        return Outcome(run, "busy", str(err))
+    try:
+        return _run_one(run, rundir, task, log)
+    finally:
+        lock.release()
 
 
 def _run_one(run: ResolvedRun, rundir: RunDir, task: Task, log: Callable[[str], None]) -> Outcome:
