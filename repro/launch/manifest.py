@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from repro.errors import UserError, read_yaml_mapping
 
-Task = Literal["in1k", "in22k", "mae", "coco", "ade20k", "transfer", "analysis"]
-"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training +
-fine-tuning; coco / ade20k: detection / segmentation on a pre-trained backbone; transfer: fine-tuning on a
-downstream classification set; analysis: measurements that are not a training run (I/O, search cost)."""
+Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "coco", "ade20k", "transfer", "analysis"]
+"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training; in22k_finetune: its IN-1K fine-tuning (a run
+link to the in22k run); mae: MAE pre-training + fine-tuning; coco / ade20k: detection / segmentation on a
+pre-trained backbone; transfer: fine-tuning on a downstream classification set; analysis: measurements that are
+not a training run (I/O, search cost)."""
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -136,9 +137,19 @@ class Row(_Strict):
         return order
 
 
+class StandIn(_Strict):
+    """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
+    ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
+
+    dataset: str
+    max_train_images: int | None = Field(default=None, gt=0)
+    why: str
+
+
 class Profile(_Strict):
     """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the smoke profile keeps
-    the relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``)."""
+    the relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``stand_ins``
+    maps a run's paper data set (IN-22K, CIFAR, ...) to the proxy data set that replaces it."""
 
     description: str
     dataset: str
@@ -150,6 +161,7 @@ class Profile(_Strict):
     gpus: int | None = Field(default=None, gt=0)
     max_train_images: int | None = Field(default=None, gt=0)
     expected_hours: float | None = Field(default=None, gt=0)
+    stand_ins: dict[str, StandIn] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -274,7 +286,9 @@ def _check_link(path: Path, loc: str, row_name: str, spec: RunSpec, row: Row) ->
 
 class BaseConfig(_Strict):
     """``experiments/base/<task>.yaml``: a task's shared configuration (Table 24) and per-model exceptions; the
-    models it lists are those a run of the task may name beyond the Table 7 zoo."""
+    models it lists are those a run of the task may name beyond the Table 7 zoo. Besides training settings, a
+    model's entry may name its ``timm`` model and the zoo model whose tiny ``proxy`` stands in for it on a proxy
+    profile (the zoo's proxies are per family: ConvNeXt-Large's is ConvNeXt-Base's)."""
 
     name: str
     config: dict[str, Any]
