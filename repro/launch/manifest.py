@@ -24,7 +24,7 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -146,9 +146,16 @@ class StandIn(_Strict):
     why: str
 
 
+ProfileName = Literal["full", "proxy", "smoke"]
+PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+"""``full``: the paper's setting; ``proxy``: the rows trained to convergence on Fashion-MNIST, where claims are
+tested; ``smoke``: the same rows at 2% of the epochs, to check that everything runs."""
+
+
 class Profile(_Strict):
-    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the smoke profile keeps
-    the relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``stand_ins``
+    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the proxies keep the
+    relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``seeds``: how many
+    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity. ``stand_ins``
     maps a run's paper data set (IN-22K, CIFAR, ...) to the proxy data set that replaces it."""
 
     description: str
@@ -161,6 +168,7 @@ class Profile(_Strict):
     gpus: int | None = Field(default=None, gt=0)
     max_train_images: int | None = Field(default=None, gt=0)
     expected_hours: float | None = Field(default=None, gt=0)
+    seeds: int = Field(default=1, ge=1)
     stand_ins: dict[str, StandIn] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
@@ -173,7 +181,7 @@ class Manifest(_Strict):
     command: str
     columns: list[Column] = Field(min_length=1)
     rows: list[Row] = Field(min_length=1)
-    profiles: dict[Literal["full", "smoke"], Profile] = Field(default_factory=dict)
+    profiles: dict[ProfileName, Profile] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -380,6 +388,9 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
         if key in owner.model_fields:
             raise UserError(f"{where}: {key!r} is a field of the {kind}: set it there, not in overrides")
+        if key == "seed":  # a run is trained once per seed: every seed is its own run
+            raise UserError(f"{where}: seeds are a dimension of every run: set the profile's 'seeds: N' (or "
+                            f"`repro run --seeds N`), not a seed override")
         if key not in known:
             raise UserError(f"{where}: unknown setting {key!r}{_close(key, sorted(known))}; overrides are training "
                             f"settings (timm flag names: the fields of repro.train.config.TrainConfig)")
@@ -411,10 +422,23 @@ def _shared_profile(manifest: Path, profile: str, name: str) -> dict[str, Any]:
     one definition of a profile that many tables share."""
     for directory in (manifest.parent / "profiles", EXPERIMENTS_DIR / "profiles"):
         if (directory / f"{name}.yaml").is_file():
-            return read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+            data = read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+            if isinstance(data.get("stand_ins"), str):  # a set of experiments/stand_ins.yaml, shared by profiles
+                data["stand_ins"] = _stand_ins(directory / f"{name}.yaml", data["stand_ins"])
+            return data
     known = ", ".join(sorted(p.stem for p in (EXPERIMENTS_DIR / "profiles").glob("*.yaml"))) or "none"
     raise UserError(f"{manifest}: profiles.{profile}: no shared profile {name!r} (expected "
                     f"experiments/profiles/{name}.yaml; known: {known})")
+
+
+STAND_INS = EXPERIMENTS_DIR / "stand_ins.yaml"
+
+
+def _stand_ins(profile: Path, name: str) -> Any:
+    sets = read_yaml_mapping(STAND_INS, "stand-ins", "one mapping per set: paper data set -> stand-in")
+    if name not in sets:
+        raise UserError(f"{profile}: stand_ins: no set {name!r} in {STAND_INS} (sets: {', '.join(sets)})")
+    return sets[name]
 
 
 def manifest_path(table: int | str) -> Path:
