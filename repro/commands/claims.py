@@ -60,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {w.message}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(to_markdown(claims, verdicts))
+    if args.train:  # the profile's tables the claims drew on, with every seed
+        from repro.commands.table import write_results
+
+        for table in sorted({v.claim.table for v in verdicts if v.checks}):
+            write_results(str(table), claims.profile, args.runs, args.out.parent)
     for v in verdicts:
         print(f"{v.verdict:<17} {v.claim.id}" + (f"  ({v.detail})" if v.detail else ""))
     print(f"wrote {args.out}")

@@ -12,9 +12,9 @@ The resolved configuration is composed in one fixed order, each layer overriding
    profile replaces (``stand_ins``: IN-22K, CIFAR... on the CPU proxy) becomes the stand-in and its size.
 
 A run that starts from another run of its row (``init_from: <run key>``) carries that run's id as
-``init_from``: the link is part of its identity (a fine-tuning of another pre-training is another run; the cell's
-hash holds the upstream's cell, and seed k starts from the upstream's seed k), and the runs of a row are
-resolved (and listed) upstream first.
+``init_from`` (seed k of the run starts from seed k of its upstream): the link is part of its identity (a
+fine-tuning of another pre-training is another run), and the runs of a row are resolved (and listed) upstream
+first.
 
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
@@ -102,7 +102,7 @@ def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, ada
 def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig,
                    upstream: str | None = None) -> dict[str, Any]:
     """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``), ``upstream`` the
-    cell of the run its ``init_from`` names (:func:`resolve` makes it the run id of the same seed)."""
+    run id of the run its ``init_from`` names."""
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
@@ -153,10 +153,10 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     return config
 
 
-def _cell(spec: RunSpec, config: dict[str, Any]) -> str:
+def _cell_id(spec: RunSpec, config: dict[str, Any]) -> str:
     """``<model>-<method>-<hash>`` (the run id without its seed), prefixed with the task for the tasks other than
-    the default (IN-1K) one, so that a pre-training and its fine-tunings are told apart in ``runs/``. The model
-    is the one trained (a proxy may stand in for several, which then share one run)."""
+    the default (IN-1K) one, so that a pre-training and its fine-tunings are told apart in ``runs/``. The model is
+    the one trained (a proxy may stand in for several, which then share one run)."""
     task = "" if spec.task == RunSpec.model_fields["task"].default else f"{_slug(spec.task)}-"
     return f"{task}{_slug(config['model'])}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
 
@@ -164,7 +164,7 @@ def _cell(spec: RunSpec, config: dict[str, Any]) -> str:
 def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
             seeds: int | None = None) -> list[ResolvedRun]:
     """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``, once per seed
-    (``seeds``, default the profile's). Seed k of a run that starts from another starts from that one's seed k."""
+    (``seeds``, default the profile's)."""
     if seeds is not None and seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     if only:
@@ -175,17 +175,20 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
     for row in manifest.rows:
         if only and row.label not in only:
             continue
-        cells: dict[str, str] = {}
+        ids: dict[str, str] = {}
         for key in row.link_order():
             spec = row.runs[key]
             if spec.task not in bases:
                 bases[spec.task] = load_base(spec.task)
-            upstream = cells[spec.init_from] if spec.init_from is not None else None
+            upstream = ids[spec.init_from] if spec.init_from is not None else None
             config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
-            cell = cells[key] = _cell(spec, config)
+            cell = _cell_id(spec, config)  # identity: the upstream's cell, whatever the seed
+            ids[key] = cell
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             for seed in range(seeds or manifest.profiles[profile].seeds):
-                link = {"init_from": f"{upstream}-s{seed}"} if upstream is not None else {}
-                runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec,
-                                        config | {"seed": seed} | link, f"{cell}-s{seed}", evaluation, cell))
+                seeded = config | {"seed": seed}
+                if upstream is not None:  # seed k starts from seed k of its upstream
+                    seeded["init_from"] = f"{upstream}-s{seed}"
+                runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, seeded, f"{cell}-s{seed}",
+                                        evaluation, cell))
     return runs
