@@ -139,7 +139,7 @@ class Row(_Strict):
 
 class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
-    ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
+    ``max_train_images`` of its training split (the profile's subset size when null)."""
 
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
