@@ -140,7 +140,7 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         epochs=None if epochs is None else epochs * profile.epoch_scale,
         adapt=profile.adapt,
         model_variant=profile.model_variant,
-        max_train_images=stand_in.max_train_images if stand_in else profile.max_train_images,
+        max_train_images=(stand_in and stand_in.max_train_images) or profile.max_train_images,
     )
     if spec.final_size is not None and profile.adapt == "linear":  # a proxy of a Table 10 run: its B follow
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
