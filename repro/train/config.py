@@ -36,6 +36,18 @@ class ConfigError(UserError):
         return describe(self.field, self.message, name)
 
 
+class MaeSettings(BaseModel):
+    """Masked-autoencoder pre-training (MAE, He et al. CVPR 2022; ET++ Sec. 6.2, Table 15) instead of supervised
+    classification: ``repro.models.mae``. ``decoder`` overrides the decoder's ``dim`` / ``depth`` / ``heads``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    target: Literal["pixel", "hog"] = "pixel"  # hog: MaskFeat's HOG (Table 15's "+ HOG" rows)
+    mask_ratio: float = Field(default=0.75, gt=0, lt=1)
+    norm_pix_loss: bool = True
+    decoder: dict[Literal["dim", "depth", "heads"], int] | None = None
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -79,6 +91,7 @@ class TrainConfig(BaseModel):
     reprob: float = Field(default=0.25, ge=0, le=1)
     randaug_magnitude: float = Field(default=9.0, ge=0)  # the final m (m rises 0 -> 9 in ET/ET++)
     randaug_std: float = Field(default=0.5, ge=0)
+    randaug: bool = True  # False: no RandAugment at all (MAE's pre-training: crops and flips only)
     # ablations (Table 19): RandAug m fixed at randaug_magnitude instead of rising with the curriculum (a), and
     # another operation than the method's to reach B (b): crop (ET), downsample (ET++), bicubic (plain resize)
     linear_randaug: bool = True
@@ -86,6 +99,7 @@ class TrainConfig(BaseModel):
     model_ema: bool = False
     model_ema_decay: float = Field(default=0.9999, gt=0, lt=1)
     layer_scale_init_value: float | None = None
+    mae: MaeSettings | None = None  # self-supervised pre-training: the model's own loss, no labels
     # EfficientTrain++ options (Sec. 5.3)
     early_large_batch: bool = False
     max_batch_size: int | None = Field(default=None, gt=0)
