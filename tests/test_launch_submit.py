@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-import toy_runner
+import toy_task
 
 from repro.cli import main
+from repro.tasks import REGISTRY
 
 
 @pytest.fixture
 def toy(monkeypatch):
-    monkeypatch.setenv("REPRO_RUNNERS", "in1k=toy_runner:run")
-    toy_runner.CALLS.clear()
-    return toy_runner.CALLS
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    toy_task.CALLS.clear()
+    return toy_task.CALLS
 
 
 def test_full_dry_run_prints_a_plan(tmp_path, capsys):

@@ -53,6 +53,7 @@ class RunSpec(_Strict):
     epochs: float | None = Field(default=None, gt=0)
     final_size: int | None = Field(default=None, gt=0)
     dataset: str | None = None
+    init_from: str | None = None  # another run of the same row this one starts from (its key): a run link
     overrides: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
 
@@ -103,6 +104,36 @@ class Row(_Strict):
     runs: dict[str, RunSpec] = Field(default_factory=dict)
     cells: dict[str, Cell]
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _links(self) -> Row:
+        """Every ``init_from`` names another run of this row, and following the links never comes back."""
+        for key, spec in self.runs.items():
+            if spec.init_from is not None and spec.init_from not in self.runs:
+                raise ValueError(f"run {key!r}: init_from {spec.init_from!r} is not a run of this row "
+                                 f"(runs: {', '.join(self.runs)})")
+        for key in self.runs:
+            chain = [key]
+            while (up := self.runs[chain[-1]].init_from) is not None:
+                if up in chain:
+                    raise ValueError(f"run {key!r}: init_from links form a cycle ({' -> '.join([*chain, up])})")
+                chain.append(up)
+        return self
+
+    def link_order(self) -> list[str]:
+        """The row's run keys, each after the run it starts from (otherwise in manifest order)."""
+        order: list[str] = []
+
+        def visit(key: str) -> None:
+            if key not in order:
+                up = self.runs[key].init_from
+                if up is not None:
+                    visit(up)
+                order.append(key)
+
+        for key in self.runs:
+            visit(key)
+        return order
 
 
 class Profile(_Strict):
@@ -216,7 +247,29 @@ def load_manifest(path: str | Path) -> Manifest:
     for i, row in enumerate(manifest.rows):
         for key, spec in row.runs.items():
             _check_run(path, f"rows.{i}.runs.{key}", f"row {row.label!r}", spec, bases)
+            _check_link(path, f"rows.{i}.runs.{key}", f"row {row.label!r}", spec, row)
     return manifest
+
+
+def _check_link(path: Path, loc: str, row_name: str, spec: RunSpec, row: Row) -> None:
+    """A run starts from a run of a task its own task accepts (``repro.tasks.Task.upstream``), and a task that
+    only fine-tunes names one."""
+    from repro.tasks import get_task
+
+    task = get_task(spec.task)
+    if task is None:  # no runner: `repro run` names it; what it may start from is not defined yet
+        return
+    where = f"{path}: {loc}.init_from ({row_name})"
+    if spec.init_from is None:
+        if task.requires_upstream:
+            raise UserError(f"{where}: a {spec.task!r} run fine-tunes another run: name it with init_from "
+                            f"(a run of this row with task {' or '.join(sorted(task.upstream))})")
+        return
+    upstream = row.runs[spec.init_from]
+    if upstream.task not in task.upstream:
+        accepted = ", ".join(sorted(task.upstream)) or "none (it trains from scratch)"
+        raise UserError(f"{where}: a {spec.task!r} run cannot start from {spec.init_from!r}, a {upstream.task!r} "
+                        f"run; it starts from tasks: {accepted}")
 
 
 class BaseConfig(_Strict):

@@ -10,6 +10,10 @@ The resolved configuration is composed in one fixed order, each layer overriding
    except for the settings the run overrides itself: those are what the row varies, and a profile that
    replaced them would train (and name) another run than the one asked for.
 
+A run that starts from another run of its row (``init_from: <run key>``) carries that run's id as
+``init_from``: the link is part of its identity (a fine-tuning of another pre-training is another run), and the
+runs of a row are resolved (and listed) upstream first.
+
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
 """
@@ -37,6 +41,11 @@ class ResolvedRun:
     config: dict[str, Any]
     run_id: str
     evaluation: dict[str, Any]  # eval_* overrides: how to evaluate the trained run (not part of its identity)
+
+    @property
+    def upstream(self) -> str | None:
+        """The run id of the run this one starts from (``init_from``), if any."""
+        return self.config.get("init_from")
 
     @property
     def label(self) -> str:
@@ -78,8 +87,10 @@ def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, ada
     return float(round(baseline_epochs * baseline_epochs / probe))
 
 
-def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig) -> dict[str, Any]:
-    """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``)."""
+def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig,
+                   upstream: str | None = None) -> dict[str, Any]:
+    """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``), ``upstream`` the
+    run id of the run its ``init_from`` names."""
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
@@ -120,7 +131,16 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
     profile_settings.update(profile.overrides)
     config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})
+    if upstream is not None:
+        config["init_from"] = upstream
     return config
+
+
+def _run_id(spec: RunSpec, config: dict[str, Any]) -> str:
+    """``<model>-<method>-<hash>``, prefixed with the task for the tasks other than the default (IN-1K) one, so
+    that a pre-training and its fine-tunings are told apart in ``runs/``."""
+    task = "" if spec.task == RunSpec.model_fields["task"].default else f"{_slug(spec.task)}-"
+    return f"{task}{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
 
 
 def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> list[ResolvedRun]:
@@ -133,11 +153,15 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
     for row in manifest.rows:
         if only and row.label not in only:
             continue
-        for key, spec in row.runs.items():
+        ids: dict[str, str] = {}
+        for key in row.link_order():
+            spec = row.runs[key]
             if spec.task not in bases:
                 bases[spec.task] = load_base(spec.task)
-            config = resolve_config(spec, profile, manifest, bases[spec.task])
-            run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
+            upstream = ids[spec.init_from] if spec.init_from is not None else None
+            config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
+            run_id = _run_id(spec, config)
+            ids[key] = run_id
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
     return runs

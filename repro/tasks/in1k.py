@@ -1,0 +1,66 @@
+"""Task ``in1k``: ImageNet-1K classification trained from scratch (Table 24 recipe, App. A.1 per-model
+exceptions; ``experiments/base/in1k.yaml``) with the one engine, in a run directory.
+
+Measured per-B FLOPs from the model zoo feed the compute accounting of full-size models (summary ``flops``);
+proxies use the ideal cost, which keeps the paper's ratios.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+from repro.errors import UserError
+from repro.tasks import Task, register
+from repro.train.config import Method, TrainConfig, from_resolved
+
+
+def _randaug(aa: str | None) -> dict[str, float]:
+    """timm's ``rand-m9-mstd0.5-inc1`` -> the engine's final magnitude and its std."""
+    if not aa:
+        return {}
+    m = re.search(r"-m(\d+(?:\.\d+)?)", aa)
+    std = re.search(r"-mstd(\d+(?:\.\d+)?)", aa)
+    if not aa.startswith("rand") or m is None:
+        raise UserError(f"only RandAugment ('rand-m9-mstd0.5-inc1') is implemented, got {aa!r}")
+    return {"randaug_magnitude": float(m.group(1)), **({"randaug_std": float(std.group(1))} if std else {})}
+
+
+def train_config(config: dict[str, Any]) -> TrainConfig:
+    """The engine's configuration of a resolved classification config (shared by the classification tasks)."""
+    return from_resolved(config, **_randaug(config.get("aa")))
+
+
+def check(config: dict[str, Any]) -> str:
+    """Why the engine cannot train ``config`` ("" if it can): the launcher reports such a run by name up front
+    instead of starting (or submitting) it only to fail."""
+    if config.get("method") not in get_args(Method):
+        return f"no runner for method {config.get('method')!r} yet (supported: {', '.join(get_args(Method))})"
+    try:
+        train_config(config)
+    except UserError as err:
+        return str(err)
+    return ""
+
+
+def zoo_cost_fn(cfg: TrainConfig) -> Any:
+    """Measured per-B FLOPs of a full-size zoo model (None for proxies and models the zoo does not measure)."""
+    if cfg.model_variant != "full":
+        return None
+    try:
+        from repro.models.flops import cost_fn
+
+        return cost_fn(cfg.model)
+    except (ImportError, UserError):
+        return None
+
+
+def run(config: dict[str, Any], run_dir: Path) -> None:
+    from repro.train.engine import train
+
+    cfg = train_config(config)
+    train(cfg, run_dir, cost_fn=zoo_cost_fn(cfg))
+
+
+TASK = register(Task("in1k", run=run, check=check))
