@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from repro.errors import UserError, read_yaml_mapping
 
-Task = Literal["in1k", "in22k", "mae", "coco", "ade20k", "transfer", "analysis"]
-"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training +
-fine-tuning; coco / ade20k: detection / segmentation on a pre-trained backbone; transfer: fine-tuning on a
-downstream classification set; analysis: measurements that are not a training run (I/O, search cost)."""
+Task = Literal["in1k", "in22k", "mae", "mae-finetune", "coco", "ade20k", "transfer", "analysis"]
+"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training;
+mae-finetune: end-to-end fine-tuning of an MAE pre-training; coco / ade20k: detection / segmentation on a
+pre-trained backbone; transfer: fine-tuning on a downstream classification set; analysis: measurements that are
+not a training run (I/O, search cost)."""
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -306,7 +307,6 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "randaug_magnitude_early": "Table 4: RandAug m early in training",
     "early_epochs": "Table 4: first and last epoch of the early m",
     "augregs": "Table 11: false trains without augmentation and regularisation",
-    "target": "Table 15: the MAE reconstruction target",
     "detector": "Table 17: the COCO detector",
     "segmentor": "Table 18: the ADE20K segmentor",
     "b_schedule": "Table 19 (c): the shape of the B schedule",

@@ -18,7 +18,7 @@ down-sampled inputs (Sec. 5) keep their meaning: at a g x g grid the embedding i
 the g patches measured in patches of the final G x G grid, ``(i + 1/2) G / g - 1/2`` -- the same image
 locations, as interpolating a learned embedding does for supervised ViTs (timm ``dynamic_img_size``); at the
 final grid these are MAE's integer positions exactly. The encoder *is* a timm ``VisionTransformer`` (its
-``pos_embed`` holds the final grid's sin-cos, frozen as in MAE), so :meth:`MaskedAutoencoder.encoder_state_dict`
+``pos_embed`` holds the final grid's sin-cos, frozen as in MAE), so :func:`encoder_weights` of its state dict
 loads into ``timm.create_model(<the same ViT>)`` for fine-tuning (only the new head is missing).
 """
 
@@ -34,6 +34,9 @@ from repro.core.hog import hog_target_dim, hog_targets
 from repro.errors import UserError
 
 Target = Literal["pixel", "hog"]
+ENCODER = "encoder."  # the prefix of the encoder's tensors in a MaskedAutoencoder's state dict
+# the ViT of the CPU proxy: the model zoo's (the DeiT family's proxy; every ViT's proxy is this one network)
+PROXY_ENCODER = "DeiT-Small"
 # MAE's ViT-B decoder (mae_vit_base_patch16_dec512d8b); the CPU proxy's is as light relative to its encoder
 DECODER = {"full": {"dim": 512, "depth": 8, "heads": 16}, "proxy": {"dim": 32, "depth": 1, "heads": 2}}
 
@@ -76,7 +79,8 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
 
 class MaskedAutoencoder(nn.Module):
     """MAE around a timm ``VisionTransformer`` encoder (class token, no head). ``forward(images, generator)``
-    returns the loss; the masks are drawn from ``generator`` (the engine seeds one per step, for exact resume)."""
+    returns the loss; the masks are drawn from ``generator`` (the engine seeds one per step, for exact resume;
+    in eval mode without one, from a fixed seed)."""
 
     def __init__(self, encoder: nn.Module, *, final_size: int, decoder_dim: int, decoder_depth: int,
                  decoder_heads: int, mask_ratio: float = 0.75, target: Target = "pixel",
@@ -179,23 +183,28 @@ class MaskedAutoencoder(nn.Module):
         return (per_patch * mask).sum() / mask.sum()
 
     def forward(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if generator is None and not self.training:  # evaluation: fixed masks, the global RNG untouched
+            generator = torch.Generator(images.device).manual_seed(0)
         latent, ids_keep, mask = self.forward_encoder(images, generator)
         return self.loss(images, self.forward_decoder(latent, ids_keep, self._grid(images)), mask)
 
-    def encoder_state_dict(self) -> dict[str, torch.Tensor]:
-        """The encoder's weights under timm's names: what fine-tuning loads into ``timm.create_model``."""
-        return self.encoder.state_dict()
+
+
+def encoder_weights(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The encoder's tensors of a :class:`MaskedAutoencoder` state dict (a checkpoint's ``model``) under timm's
+    ViT names: what fine-tuning loads into ``timm.create_model`` (the decoder and mask token stay behind)."""
+    return {k.removeprefix(ENCODER): v for k, v in state.items() if k.startswith(ENCODER)}
 
 
 def build_encoder(model: str, variant: str, img_size: int, num_classes: int = 0, **kwargs: object) -> nn.Module:
-    """The ViT that MAE pre-trains and that fine-tuning then builds again: ``model`` is a timm ViT name (full),
-    or, for the CPU proxy, the model zoo's tiny ViT (the DeiT family's proxy, one definition for every ViT)."""
+    """The ViT that MAE pre-trains, as the engine builds it for fine-tuning (``repro.train.model``): a timm ViT
+    name (full) or a model-zoo ViT (proxy, e.g. :data:`PROXY_ENCODER`), without a head."""
     import timm
 
     from repro.models import zoo
 
     if variant == "proxy":
-        return zoo.create("DeiT-Small", variant="proxy", num_classes=num_classes, img_size=img_size, **kwargs)
+        return zoo.create(model, variant="proxy", num_classes=num_classes, img_size=img_size, **kwargs)
     if not timm.is_model(model) or "vit" not in model:
         raise UserError(f"MAE pre-trains a timm ViT, got {model!r}; e.g. vit_base_patch16_224 (Table 15's ViT-B)")
     return timm.create_model(model, pretrained=False, num_classes=num_classes, img_size=img_size,

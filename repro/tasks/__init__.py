@@ -40,7 +40,7 @@ from repro.errors import UserError
 Config = dict[str, Any]
 
 # the modules of this package that register the built-in tasks
-BUILTIN = ("in1k",)
+BUILTIN = ("in1k", "mae")
 
 
 @dataclass(frozen=True)
