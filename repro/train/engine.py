@@ -487,12 +487,15 @@ class Trainer:
         idx = list(range(self.dist.rank, len(self.val_set), self.dist.world))
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.val_set, idx), batch_size=256,
                                              num_workers=min(self.cfg.workers, 2))
+        was_training = model.training
+        model.eval()
         totals = torch.zeros(2, dtype=torch.float64)
         for i, (x, _) in enumerate(loader):
             with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                 enabled=self.autocast_dtype is not None):
                 loss = model(x.to(self.device), generator=self._mask_generator(f"val{i}"))
             totals += torch.tensor([loss.item() * len(x), len(x)], dtype=torch.float64)
+        model.train(was_training)
         totals = self.dist.all_reduce_sum(totals)
         return {"val_loss": totals[0].item() / max(totals[1].item(), 1.0)}
 
@@ -500,12 +503,7 @@ class Trainer:
     def evaluate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
         model = model or self.model
         if self.pretraining:
-            was_training = model.training
-            model.eval()
-            try:
-                return self._reconstruction_loss(model)
-            finally:
-                model.train(was_training)
+            return self._reconstruction_loss(model)
         was_training = model.training
         model.eval()
         set_input_size(self.model, self.cfg.final_size)
