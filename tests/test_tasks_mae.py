@@ -1,9 +1,10 @@
-"""Tasks mae / mae-finetune (Table 15): the resolved runs carry MAE's pre-training and fine-tuning recipes, build
+"""Tasks mae / mae_finetune (Table 15): the resolved runs carry MAE's pre-training and fine-tuning recipes, build
 the same ViT, and the fine-tuning names its upstream."""
 
 from __future__ import annotations
 
 import pytest
+import torch
 
 from repro.launch.manifest import load_manifest, manifest_path
 from repro.launch.resolve import resolve
@@ -31,13 +32,12 @@ def test_full_pretrainings_follow_maes_recipe_with_hog_targets() -> None:
     assert runs["MAE 400-epoch + HOG", "baseline"] == runs["MAE 1600-epoch + HOG", "pretrain"]  # trained once
 
 
-def test_finetunings_start_from_their_pretraining_with_maes_recipe(tmp_path) -> None:
+def test_finetunings_start_from_their_pretraining_with_maes_recipe() -> None:
     full = {(r.row, r.key): r for r in resolve(load_manifest(manifest_path(15)), "full")}
     for row in ("MAE 1600-epoch + HOG", "MAE 400-epoch + HOG", "MAE (ET++) 400-epoch + HOG"):
         ft = full[row, "finetune"].config
         assert ft["init_from"] == full[row, "pretrain"].run_id
-        vit = _finetune_config(ft, tmp_path / "runs" / full[row, "finetune"].run_id)
-        assert vit["init_from"] == str(tmp_path / "runs" / full[row, "pretrain"].run_id)
+        vit = _finetune_config(ft)
         # MAE Table 9 (ViT-B): 5e-4 x 1024 / 256, layer decay 0.65, 100 epochs, 5 warm-up, drop path 0.1
         assert (vit["model"], vit["lr"], vit["layer_decay"], vit["batch_size"], vit["epochs"]) == (
             "vit_base_patch16_224", pytest.approx(5e-4 * 1024 / 256), 0.65, 1024, 100)
@@ -60,3 +60,23 @@ def test_a_finetuning_without_upstream_is_refused_in_one_line() -> None:
     config = _runs("smoke")["MAE 400-epoch + HOG", "finetune"]
     task, why = task_for({k: v for k, v in config.items() if k != "init_from"})
     assert task is None and why == "an MAE fine-tuning starts from an MAE pre-training: name it with init_from"
+
+
+def test_a_finetuning_starts_from_the_pretrained_encoder_with_a_new_small_head(tmp_path, one_torch_thread) -> None:
+    from test_train_mae import MAE
+
+    from repro.models.mae import encoder_weights
+    from repro.train.config import TrainConfig
+    from repro.train.engine import Trainer, train
+
+    train(TrainConfig(**{**MAE, "epochs": 0.5, "warmup_epochs": 0.1, "method": "baseline"}), tmp_path / "pre")
+    state = torch.load(sorted((tmp_path / "pre").glob("checkpoint-*.pt"))[-1], weights_only=True)
+    encoder = encoder_weights(state["model"])
+    ft = TrainConfig(**{k: v for k, v in MAE.items() if k not in ("mae", "randaug")}, init_from=str(tmp_path / "pre"),
+                     layer_decay=0.65, head_init_scale=0.001)
+    model = Trainer(ft, tmp_path / "ft").model
+    own = model.state_dict()
+    assert own.keys() - encoder.keys() == {"head.weight", "head.bias"}
+    for name, tensor in encoder.items():
+        assert torch.equal(own[name], tensor), name
+    assert 0 < float(own["head.weight"].std()) < 1e-4  # MAE's fine-tuning: the new head at std 2e-5

@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from repro.errors import UserError, read_yaml_mapping
 
-Task = Literal["in1k", "in22k", "mae", "mae-finetune", "coco", "ade20k", "transfer", "analysis"]
-"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training;
-mae-finetune: end-to-end fine-tuning of an MAE pre-training; coco / ade20k: detection / segmentation on a
-pre-trained backbone; transfer: fine-tuning on a downstream classification set; analysis: measurements that are
-not a training run (I/O, search cost)."""
+Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "mae_finetune", "coco", "ade20k", "transfer",
+               "analysis"]
+"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training; in22k_finetune: its IN-1K fine-tuning (a run
+link to the in22k run); mae: MAE pre-training; mae_finetune: end-to-end fine-tuning of an MAE pre-training (a
+run link to the mae run); coco / ade20k: detection / segmentation on a pre-trained backbone; transfer:
+fine-tuning on a downstream classification set; analysis: measurements that are not a training run (I/O, search
+cost)."""
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -143,10 +145,20 @@ PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
 tested; ``smoke``: the same rows at 2% of the epochs, to check that everything runs."""
 
 
+class StandIn(_Strict):
+    """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
+    ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
+
+    dataset: str
+    max_train_images: int | None = Field(default=None, gt=0)
+    why: str
+
+
 class Profile(_Strict):
     """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the proxies keep the
     relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``seeds``: how many
-    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity."""
+    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity. ``stand_ins``
+    maps a run's paper data set (IN-22K, CIFAR, ...) to the proxy data set that replaces it."""
 
     description: str
     dataset: str
@@ -159,6 +171,7 @@ class Profile(_Strict):
     max_train_images: int | None = Field(default=None, gt=0)
     expected_hours: float | None = Field(default=None, gt=0)
     seeds: int = Field(default=1, ge=1)
+    stand_ins: dict[str, StandIn] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -283,7 +296,9 @@ def _check_link(path: Path, loc: str, row_name: str, spec: RunSpec, row: Row) ->
 
 class BaseConfig(_Strict):
     """``experiments/base/<task>.yaml``: a task's shared configuration (Table 24) and per-model exceptions; the
-    models it lists are those a run of the task may name beyond the Table 7 zoo."""
+    models it lists are those a run of the task may name beyond the Table 7 zoo. Besides training settings, a
+    model's entry may name its ``timm`` model and the zoo model whose tiny ``proxy`` stands in for it on a proxy
+    profile (the zoo's proxies are per family: ConvNeXt-Large's is ConvNeXt-Base's)."""
 
     name: str
     config: dict[str, Any]

@@ -1,6 +1,6 @@
-"""Tasks ``mae`` and ``mae-finetune``: Table 15 (ET++ Sec. 6.2) -- masked-autoencoder pre-training of a ViT with
+"""Tasks ``mae`` and ``mae_finetune``: Table 15 (ET++ Sec. 6.2) -- masked-autoencoder pre-training of a ViT with
 the one engine (``repro.models.mae``; MAE's recipe, ``experiments/base/mae.yaml``), then end-to-end fine-tuning
-of its encoder on the classification set (MAE's fine-tuning recipe, ``experiments/base/mae-finetune.yaml``),
+of its encoder on the classification set (MAE's fine-tuning recipe, ``experiments/base/mae_finetune.yaml``),
 a run that starts from the pre-training (``init_from``).
 
 The curriculum changes only the inputs (Sec. 6.2: "it only modifies the training inputs"), so a pre-training run
@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import UserError
-from repro.tasks import Task, register
-from repro.tasks.in1k import check as check_classification
-from repro.tasks.in1k import train_config
+from repro.tasks import Task, in1k, register
 
 
 def _vit(config: dict[str, Any]) -> dict[str, Any]:
@@ -31,39 +29,32 @@ def _vit(config: dict[str, Any]) -> dict[str, Any]:
 def check_pretraining(config: dict[str, Any]) -> str:
     if not config.get("mae"):
         return "an MAE pre-training needs its objective (the base config's mae setting)"
-    return check_classification(_vit(config))
+    return in1k.check(_vit(config))
 
 
 def pretrain(config: dict[str, Any], run_dir: Path) -> None:
-    from repro.train.engine import train
-
-    train(train_config(_vit(config)), run_dir)
+    in1k.run(_vit(config), run_dir)
 
 
-def _finetune_config(config: dict[str, Any], run_dir: Path | None) -> dict[str, Any]:
+def _finetune_config(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("mae"):
         raise UserError("an MAE fine-tuning trains a classifier: remove its mae setting")
     if not config.get("init_from"):
         raise UserError("an MAE fine-tuning starts from an MAE pre-training: name it with init_from")
-    vit = _vit(config)
-    if run_dir is not None:  # the upstream's run directory lies next to this one
-        vit["init_from"] = str(run_dir.parent / config["init_from"])
-    return vit
+    return _vit(config)
 
 
 def check_finetuning(config: dict[str, Any]) -> str:
     try:
-        return check_classification(_finetune_config(config, None))
+        return in1k.check(_finetune_config(config))
     except UserError as err:
         return str(err)
 
 
 def finetune(config: dict[str, Any], run_dir: Path) -> None:
-    from repro.train.engine import train
-
-    train(train_config(_finetune_config(config, run_dir)), run_dir)
+    in1k.run(_finetune_config(config), run_dir)  # finds the upstream run beside this one
 
 
 PRETRAIN = register(Task("mae", run=pretrain, check=check_pretraining))
-FINETUNE = register(Task("mae-finetune", run=finetune, check=check_finetuning, upstream=frozenset({"mae"}),
+FINETUNE = register(Task("mae_finetune", run=finetune, check=check_finetuning, upstream=frozenset({"mae"}),
                          requires_upstream=True))
