@@ -51,10 +51,10 @@ def upstream_weights(upstream: str | Path, ema: bool = False) -> dict[str, torch
                         + ("; use init_weights model (the upstream trained without model_ema)" if ema else ""))
     if ema:  # timm's ModelEmaV3 keeps the model as its `module`
         weights = {k.removeprefix("module."): v for k, v in weights.items()}
-    if info.summary is not None and info.summary.get("objective") == "mae":  # an MAE pre-training (Table 15)
-        from repro.models.mae import encoder_weights  # hands over its encoder, a timm ViT
+    if info.summary is not None and info.summary.get("objective") == "mae":
+        from repro.models.mae import encoder_weights
 
-        weights = encoder_weights(weights)
+        weights = encoder_weights(weights)  # an MAE pre-training (Table 15) hands over its encoder, a timm ViT
     return weights
 
 
