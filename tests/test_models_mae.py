@@ -108,3 +108,11 @@ def test_vit_b_is_maes_model() -> None:
     assert round(encoder / 1e6) == 86  # Table 15's #Param.
     assert model.decoder_pred.out_features == 108 and len(model.decoder_blocks) == 8  # MaskFeat's target, MAE's
     assert model.decoder_embed.out_features == 512                                  # 512 x 8 decoder
+
+
+def test_targets_are_float32_under_amp() -> None:
+    model = create("test_vit", "full", 32, target="hog", **{**TINY, "patch_size": 8})
+    images = torch.randn(2, 3, 32, 32)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = model.targets(images)
+    assert amp.dtype == torch.float32 and torch.equal(amp, model.targets(images))

@@ -169,9 +169,13 @@ class MaskedAutoencoder(nn.Module):
         return self.decoder_pred(x)[:, 1:]
 
     def targets(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(images.device.type, enabled=False):  # float32 also under AMP (HOG's Sobel, atan2)
+            return self._targets(images.float())
+
+    def _targets(self, images: torch.Tensor) -> torch.Tensor:
         if self.target == "hog":
             return hog_targets(images, self.patch)
-        target = patchify(images.float(), self.patch)
+        target = patchify(images, self.patch)
         if self.norm_pix_loss:
             mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
             target = (target - mean) / (var + 1e-6) ** 0.5
