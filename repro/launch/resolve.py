@@ -102,8 +102,7 @@ def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, ada
 def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig,
                    upstream: str | None = None) -> dict[str, Any]:
     """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``), ``upstream`` the
-    cell (run id without its seed) of the run its ``init_from`` names; :func:`resolve` gives each seed that
-    seed's upstream run id."""
+    run id of the run its ``init_from`` names."""
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
@@ -176,15 +175,15 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
     for row in manifest.rows:
         if only and row.label not in only:
             continue
-        cells: dict[str, str] = {}
+        ids: dict[str, str] = {}
         for key in row.link_order():
             spec = row.runs[key]
             if spec.task not in bases:
                 bases[spec.task] = load_base(spec.task)
-            upstream = cells[spec.init_from] if spec.init_from is not None else None
+            upstream = ids[spec.init_from] if spec.init_from is not None else None
             config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
             cell = _cell_id(spec, config)  # identity: the upstream's cell, whatever the seed
-            cells[key] = cell
+            ids[key] = cell
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             for seed in range(seeds or manifest.profiles[profile].seeds):
                 seeded = config | {"seed": seed}

@@ -89,7 +89,7 @@ def _metric(runs: pd.DataFrame, run_id: str, metric: str) -> tuple[float | None,
     return None, f"finished without {metric!r}"
 
 
-def _seeds(runs: pd.DataFrame, cell: str, metric: str) -> tuple[dict[int, float], str]:
+def seed_values(runs: pd.DataFrame, cell: str, metric: str) -> tuple[dict[int, float], str]:
     """A cell's finished seeds (every ``<cell>-s<k>`` under the runs directory, however many were trained) ->
     their values of ``metric``, and the status of the cell: ``finished``, or why seeds are missing."""
     prefix = f"{cell}-s"
@@ -107,7 +107,7 @@ def _seeds(runs: pd.DataFrame, cell: str, metric: str) -> tuple[dict[int, float]
     return values, "finished" if not statuses else "; ".join(statuses)
 
 
-def _stats(values: list[float]) -> tuple[float | None, float | None, int]:
+def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
     """mean, sample standard deviation (None for one seed) and n."""
     n = len(values)
     if not n:
@@ -142,9 +142,9 @@ def reproduce(
             measure, wall_ratio = None, None  # time-ratio cells: the measure used, and the wall-time ratio
             if col.source == "run" and (row.label, col.run) in resolved:
                 run = resolved[row.label, col.run]  # type: ignore[index]
-                values, status = _seeds(runs, run.cell, col.metric or "")
+                values, status = seed_values(runs, run.cell, col.metric or "")
                 run_ids = [f"{run.cell}-s{k}" for k in values] or [run.run_id]
-                value, std, n = _stats(list(values.values()))
+                value, std, n = mean_std(list(values.values()))
                 if run.evaluation:  # e.g. Table 1: the trained run evaluated on filtered inputs
                     value, std, n, status = None, None, 0, f"no evaluator for {', '.join(sorted(run.evaluation))} yet"
             elif col.source == "ratio" and (row.label, col.numerator) in resolved:
@@ -153,9 +153,9 @@ def reproduce(
                 run_ids = [num.cell] + ([den.cell] if den else [])
                 if col.metric == TIME_METRIC:
                     measure = time_measure(runs, [i for i in runs.index if any(i.startswith(c) for c in run_ids)])
-                    wall_ratio = _stats(list(_ratios(runs, num, den, TIME_METRIC)[0].values()))[0]
+                    wall_ratio = mean_std(list(_ratios(runs, num, den, TIME_METRIC)[0].values()))[0]
                 ratios, status = _ratios(runs, num, den, measure or col.metric or "")
-                value, std, n = _stats(list(ratios.values()))
+                value, std, n = mean_std(list(ratios.values()))
             elif col.source == "cost":
                 chosen = resolved.get((row.label, col.run or "")) or next(
                     (r for (label, _), r in resolved.items() if label == row.label), None)
@@ -198,8 +198,8 @@ def reproduce(
 def _ratios(runs: pd.DataFrame, num: ResolvedRun, den: ResolvedRun | None,
             metric: str) -> tuple[dict[int, float], str]:
     """Per-seed ratios ``num / den`` of ``metric`` over the seeds both cells finished."""
-    a, status_a = _seeds(runs, num.cell, metric)
-    b, status_b = _seeds(runs, den.cell, metric) if den else ({}, "missing")
+    a, status_a = seed_values(runs, num.cell, metric)
+    b, status_b = seed_values(runs, den.cell, metric) if den else ({}, "missing")
     ratios = {k: a[k] / b[k] for k in a if b.get(k)}
     return ratios, status_a if status_a != "finished" else status_b
 
