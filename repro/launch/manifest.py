@@ -139,12 +139,6 @@ class Row(_Strict):
         return order
 
 
-ProfileName = Literal["full", "proxy", "smoke"]
-PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
-"""``full``: the paper's setting; ``proxy``: the rows trained to convergence on Fashion-MNIST, where claims are
-tested; ``smoke``: the same rows at 2% of the epochs, to check that everything runs."""
-
-
 class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
     ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
@@ -152,6 +146,12 @@ class StandIn(_Strict):
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
     why: str
+
+
+ProfileName = Literal["full", "proxy", "smoke"]
+PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+"""``full``: the paper's setting; ``proxy``: the rows trained to convergence on Fashion-MNIST, where claims are
+tested; ``smoke``: the same rows at 2% of the epochs, to check that everything runs."""
 
 
 class Profile(_Strict):
