@@ -22,6 +22,7 @@ from typing import Any
 from repro.errors import UserError
 from repro.launch.resolve import ResolvedRun
 from repro.launch.rundir import RunDir, RunDirBusy, RunLock
+from repro.methods import names_of
 
 Runner = Callable[[dict[str, Any], Path], Any]
 
@@ -62,7 +63,7 @@ def runner_for(config: dict[str, Any]) -> tuple[Runner | None, str]:
     except ImportError as err:
         return None, f"no runner for task {task!r} yet ({err})"
     supported = getattr(module, "SUPPORTED_METHODS", None)
-    if supported is not None and method not in supported:
+    if supported is not None and not set(names_of(method)) <= supported:
         return None, f"no runner for method {method!r} yet (supported: {', '.join(sorted(supported))})"
     check = getattr(module, "check", None)
     problem = check(config) if check is not None else ""
