@@ -273,9 +273,9 @@ def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
-        self.methods = Methods(cfg)
-        settings = self.methods.settings(cfg)  # the methods' recipes: the effective config is the run's
+        settings = Methods(cfg).settings(cfg)  # the methods' recipes: the effective config is the run's
         cfg = TrainConfig.model_validate({**cfg.model_dump(), **settings}) if settings else cfg
+        self.methods = Methods(cfg)
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
