@@ -100,5 +100,5 @@ def schedule(shape: ViTShape, epochs: float, budget: float, rates: tuple[float, 
 
 
 def apply(model: nn.Module, level: Level) -> None:
-    """Activate ``level``'s heads and MLP width (its input size is the curriculum's B)."""
-    set_active(model, heads=level.heads, mlp_hidden=level.mlp_hidden)
+    """Activate ``level``'s heads, MLP width and training input size."""
+    set_active(model, heads=level.heads, mlp_hidden=level.mlp_hidden, size=level.size)

@@ -4,8 +4,12 @@ Both model-growing competitors of EfficientTrain++'s Table 11 train a *sub-netwo
 
 * AutoProg (Li et al., CVPR'22, Sec. 4.2 "elastic supernet"; ``models/volo.py`` ``set_sample_config`` of
   changlin31/AutoProg) runs a subset of the blocks -- the others are identity layers ("block skipping");
-* Budgeted ViT (Xia et al., ICLR'23, Sec. 4) activates a leading subset of each block's attention heads and of
-  its MLP hidden units.
+* Budgeted ViT (Xia et al., ICLR'23) activates a leading subset of each block's attention heads and of its MLP
+  hidden units;
+* both train on fewer tokens early: a training-mode input is resized (bilinear, antialiased) to the active
+  ``size`` before the patch embedding (timm's ``dynamic_img_size`` interpolates the position embeddings), so the
+  data pipeline keeps the run's size and the sub-network sees the smaller image. Evaluation runs at the
+  loader's size.
 
 Here the model always holds the parameters of the full network and only the active part computes (the weight
 slices are taken in the forward pass, so a smaller sub-network is also cheaper). Nothing is created or resized:
@@ -81,12 +85,24 @@ class ElasticMlp(Mlp):
         return self.drop2(F.linear(x, self.fc2.weight[:, :k], self.fc2.bias))
 
 
+def _resize_input(model: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...] | None:
+    size = getattr(model, "elastic_size", None)
+    x = args[0]
+    if not model.training or size is None or x.shape[-1] == size:
+        return None
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+    return (x, *args[1:])
+
+
 def make_elastic(model: nn.Module) -> VisionTransformer:
     """Turn a timm ``VisionTransformer`` into its elastic form in place (class swaps: state dict unchanged)."""
     if not isinstance(model, VisionTransformer):
         raise UserError(f"elastic sub-networks need a timm VisionTransformer (DeiT), got {type(model).__name__}")
+    if not getattr(model, "dynamic_img_size", False):
+        raise UserError("elastic sub-networks train at several input sizes: build the ViT with dynamic_img_size")
     if not isinstance(model.blocks, ElasticBlocks):
         model.blocks.__class__ = ElasticBlocks
+        model.register_forward_pre_hook(_resize_input)
     for blk in model.blocks:
         if type(blk.attn) is Attention:
             blk.attn.__class__ = ElasticAttention
@@ -97,25 +113,37 @@ def make_elastic(model: nn.Module) -> VisionTransformer:
     return model
 
 
-def set_active(model: nn.Module, *, blocks: list[int] | None = None, heads: int | None = None,
-               mlp_hidden: int | None = None) -> None:
-    """Choose the active sub-network of an elastic ViT (``None`` = all of that dimension)."""
+_KEEP: Any = ...
+
+
+def set_active(model: nn.Module, *, blocks: list[int] | None = _KEEP, heads: int | None = _KEEP,
+               mlp_hidden: int | None = _KEEP, size: int | None = _KEEP) -> None:
+    """Choose the active sub-network of an elastic ViT and its training input size: each dimension given is set
+    (``None`` = all of it, the loader's size), the others are kept."""
     if not isinstance(model.blocks, ElasticBlocks):
         raise UserError("set_active needs a model made elastic first (make_elastic)")
     depth = len(model.blocks)
-    if blocks is not None and (not blocks or any(not 0 <= i < depth for i in blocks)):
-        raise UserError(f"active blocks {blocks} must be a non-empty list of indices below the depth {depth}")
-    model.blocks.active = None if blocks is None else list(blocks)
+    if blocks is not _KEEP:
+        if blocks is not None and (not blocks or any(not 0 <= i < depth for i in blocks)):
+            raise UserError(f"active blocks {blocks} must be a non-empty list of indices below the depth {depth}")
+        model.blocks.active = None if blocks is None else list(blocks)
+    if size is not _KEEP:
+        if size is not None and size < 1:
+            raise UserError(f"the training input size must be positive, got {size}")
+        model.elastic_size = size
     for blk in model.blocks:
-        if heads is not None and not 1 <= heads <= blk.attn.num_heads:
-            raise UserError(f"active heads must be 1..{blk.attn.num_heads}, got {heads}")
-        if mlp_hidden is not None and not 1 <= mlp_hidden <= blk.mlp.fc1.out_features:
-            raise UserError(f"active MLP hidden units must be 1..{blk.mlp.fc1.out_features}, got {mlp_hidden}")
-        blk.attn.active_heads = heads
-        blk.mlp.active_hidden = mlp_hidden
+        if heads is not _KEEP:
+            if heads is not None and not 1 <= heads <= blk.attn.num_heads:
+                raise UserError(f"active heads must be 1..{blk.attn.num_heads}, got {heads}")
+            blk.attn.active_heads = heads
+        if mlp_hidden is not _KEEP:
+            if mlp_hidden is not None and not 1 <= mlp_hidden <= blk.mlp.fc1.out_features:
+                raise UserError(f"active MLP hidden units must be 1..{blk.mlp.fc1.out_features}, got {mlp_hidden}")
+            blk.mlp.active_hidden = mlp_hidden
 
 
 def active_config(model: nn.Module) -> dict[str, Any]:
     """The active sub-network as plain data (for a method's checkpointed state): ``set_active(model, **it)``."""
     blk = model.blocks[0]
-    return {"blocks": model.blocks.active, "heads": blk.attn.active_heads, "mlp_hidden": blk.mlp.active_hidden}
+    return {"blocks": model.blocks.active, "heads": blk.attn.active_heads, "mlp_hidden": blk.mlp.active_hidden,
+            "size": getattr(model, "elastic_size", None)}
