@@ -9,8 +9,9 @@ import pytest
 import torch
 from timm.models.vision_transformer import VisionTransformer
 
+from repro.core import autoprog as ap
 from repro.errors import UserError
-from repro.models import autoprog as ap
+from repro.models import autoprog as grow
 from repro.models.elastic_vit import active_config, make_elastic, set_active
 
 
@@ -57,7 +58,7 @@ def test_mogrow_initialises_the_grown_network_from_the_ema_weights() -> None:
         for p in ema.parameters():
             p.add_(torch.randn_like(p))
     before = copy.deepcopy(ema)
-    ap.mogrow(model, ema, prev_depth=2, new_depth=4)
+    grow.mogrow(model, ema, prev_depth=2, new_depth=4)
     src = ap.layer_map(2, 4)
     assert src == [0, 0, 1, 1]
     for net in (model, ema):
@@ -80,14 +81,14 @@ def test_sub_network_inherits_the_supernet_blocks() -> None:
     x = torch.randn(2, 3, 32, 32)
     model.eval()
     expected = model(x)
-    ap.keep_subnet(model, ema, blocks)
+    grow.keep_subnet(model, ema, blocks)
     assert active_config(model)["blocks"] == [0, 1, 2]
     assert torch.allclose(model(x), expected)
 
 
 def test_supernet_sampler_is_uniform_deterministic_and_resumable() -> None:
     model = _vit()
-    sampler = ap.SupernetSampler(model, sizes=[16, 24, 32], depths=[2, 3, 4], seed=7)
+    sampler = grow.SupernetSampler(model, sizes=[16, 24, 32], depths=[2, 3, 4], seed=7)
     seen, shapes = [], []
     model.register_forward_hook(lambda m, args, out: shapes.append(args[0].shape[-1]))
     model.train()
@@ -96,7 +97,7 @@ def test_supernet_sampler_is_uniform_deterministic_and_resumable() -> None:
         seen.append(sampler.last)
     assert shapes == [s for s, _ in seen]  # the batch was resized to the drawn size
     assert {s for s, _ in seen} == {16, 24, 32} and {d for _, d in seen} == {2, 3, 4}
-    resumed = ap.SupernetSampler(_vit(), sizes=[16, 24, 32], depths=[2, 3, 4], seed=7)
+    resumed = grow.SupernetSampler(_vit(), sizes=[16, 24, 32], depths=[2, 3, 4], seed=7)
     resumed.load_state_dict({"step": 30})
     assert [resumed.draw(30 + i) for i in range(30)] == seen[30:]
     assert sampler.state_dict() == {"step": 60}
@@ -109,7 +110,7 @@ def test_supernet_sampler_is_uniform_deterministic_and_resumable() -> None:
 def test_candidate_losses_evaluate_each_sub_network() -> None:
     model = _vit()
     batches = [(torch.randn(4, 3, 32, 32), torch.randint(0, 5, (4,)))]
-    losses = ap.candidate_losses(model, sizes=[16, 32], depths=[2, 4], batches=batches)
+    losses = grow.candidate_losses(model, sizes=[16, 32], depths=[2, 4], batches=batches)
     assert set(losses) == {(16, 2), (32, 2), (16, 4), (32, 4)}
     model.eval()
     set_active(model, blocks=None)

@@ -6,13 +6,13 @@ Read from the paper (Sec. 3 progressive learning and MoGrow, Sec. 4 AutoProg, Al
 changlin31/AutoProg (``prog/progressive.py``, ``prog/helpers.py``, ``models/volo.py``, ``main_prog.py``, commit
 e7ecc98; its README: "not the final version", VOLO only). What each piece follows:
 
-* :func:`progressive_schedule` -- the manual schedule (``progressive_schedule`` of ``prog/progressive.py``): the
-  epochs split into ``num_stages`` equal stages; size, depth and RandAug magnitude grow linearly from
+* ``progressive_schedule`` (core) -- the manual schedule (``progressive_schedule`` of ``prog/progressive.py``):
+  the epochs split into ``num_stages`` equal stages; size, depth and RandAug magnitude grow linearly from
   ``scale x final`` to the final value; drop path and random erasing from 0. Hyper-parameters of the release's
   ``scripts/train_autoprog.sh``: 4 stages, r_scale 0.5, l_scale 0.5 (h_scale 1: no width growth), aa_scale 0.5,
   dp_scale 0, re_scale 0. Sizes are multiples of 32 at 224 (the release's ``make_divisible(., 32)``); at another
   final size the multiple scales with it (8 at the smoke profile's 56: 32/40/48/56 = 128/160/192/224 x 1/4).
-* :func:`layer_map` / :func:`new_layers` -- MoGrow's layer mapping (``new_idx``, ``get_new_layer_idx``): layer i
+* ``layer_map`` / ``new_layers`` (core) -- MoGrow's layer mapping (``new_idx``, ``get_new_layer_idx``): layer i
   of the grown network copies an existing layer ("interpolation": each layer is followed by its copy, the
   copies going to the deepest layers when the depth does not double, e.g. 6 -> 8: 0 1 2 3 4 4 5 5).
 * :func:`mogrow` -- Momentum Growth (Sec. 3.2; ``load_slice_clone_ema``): the *whole* grown network -- not only
@@ -20,17 +20,17 @@ e7ecc98; its README: "not the final version", VOLO only). What each piece follow
   is grown the same way (the release rebuilds its EMAs from the grown model and reloads them). The release keeps
   four EMAs (decays 0.998-0.9996) and grows from the slowest; here the engine's one EMA is the momentum network.
   The release starts a fresh optimizer at every growth; :func:`mogrow` leaves that to the caller.
-* :func:`subnet_blocks` -- the elastic supernet (Sec. 4.2; ``set_sample_config`` of ``models/volo.py``): the
+* ``subnet_blocks`` (core) -- the elastic supernet (Sec. 4.2; ``set_sample_config`` of ``models/volo.py``): the
   supernet is the network grown to the largest candidate depth; a sub-network of depth l skips the first
   ``l_max - l`` of the newly grown layers (identity), so every candidate shares the supernet's weights.
   :class:`SupernetSampler` trains it one-shot: each training step draws a candidate (size, depth) uniformly
   (``sample_configs(mode='random')``) and the batch is resized bilinearly to its size (``train_one_epoch_super``).
   The draw is keyed by (seed, step) instead of Python's global ``random`` seeded per epoch, so that a resumed
   run draws the same candidates.
-* :func:`search_space` -- the candidates of a stage (``main_prog.py``): at the first growth the first, middle and
+* ``search_space`` (core) -- the candidates of a stage (``main_prog.py``): at the first growth the first, middle and
   last of the schedule's sizes and depths; later the current size and the next one, and up to three depths
   above the current one. The last stage is the full network (no search).
-* :func:`fit_exponent` / :func:`choose` -- the automated growth schedule (Sec. 4.1, eq. (4) relaxed to
+* ``fit_exponent`` / ``choose`` (core) -- the automated growth schedule (Sec. 4.1, eq. (4) relaxed to
   sub-network selection; ``auto_grow``): each candidate's loss is estimated one-shot on training data by the
   momentum supernet (:func:`candidate_losses`, ``validate_trainset``), averaged over the estimates of the search
   epochs ("taylor0"); ``L = a T^b`` is fitted over the candidates against their training time T and the
@@ -44,82 +44,15 @@ e7ecc98; its README: "not the final version", VOLO only). What each piece follow
 from __future__ import annotations
 
 import copy
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from repro.core.autoprog import layer_map, subnet_blocks
 from repro.errors import UserError
 from repro.models.elastic_vit import ElasticBlocks, set_active
-
-
-def make_divisible(v: float, divisor: int, min_value: int | None = None, round_limit: float = 0.9) -> int:
-    """The nearest multiple of ``divisor``, never 10 % below ``v`` (``prog/progressive.py``, timm's helper)."""
-    min_value = min_value or divisor
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < round_limit * v:
-        new_v += divisor
-    return new_v
-
-
-@dataclass(frozen=True)
-class ProgressiveStage:
-    start_epoch: int
-    size: int
-    depth: int
-    magnitude: float  # RandAug m
-    drop_path: float
-    reprob: float
-
-
-def progressive_schedule(epochs: int, *, final_size: int, depth: int, magnitude: float, drop_path: float,
-                         reprob: float, num_stages: int = 4, r_scale: float = 0.5, l_scale: float = 0.5,
-                         aa_scale: float = 0.5, dp_scale: float = 0.0, re_scale: float = 0.0,
-                         ) -> list[ProgressiveStage]:
-    """The manual progressive schedule (``progressive_schedule`` of ``prog/progressive.py``), stage by stage."""
-    if num_stages < 1 or epochs < num_stages:
-        raise UserError(f"AutoProg needs at least one epoch per stage: {epochs} epochs for {num_stages} stages")
-    divisor = max(1, round(32 * final_size / 224))
-    starts = [int(e) for e in np.linspace(0, epochs, num_stages + 1) // 1][:-1]
-    grow = lambda lo: np.linspace(lo, 1.0, num_stages)  # noqa: E731 - the release's linspace(scale, 1, n)
-    return [
-        ProgressiveStage(start, make_divisible(r * final_size, divisor), make_divisible(l_ * depth, 1),
-                         float(round(max(0.0, m * magnitude))), max(0.0, dp * drop_path), max(0.0, re * reprob))
-        for start, r, l_, m, dp, re in zip(starts, grow(r_scale), grow(l_scale), grow(aa_scale), grow(dp_scale),
-                                           grow(re_scale), strict=True)
-    ]
-
-
-def _new_idx(idx: int, prev: int, new: int) -> int:
-    if idx * prev // (new // prev * prev) < (prev - new % prev):
-        return idx * prev // (new // prev * prev)
-    return (idx + (prev - new % prev)) * prev // (new // prev * prev + prev)
-
-
-def layer_map(prev: int, new: int) -> list[int]:
-    """For each layer of a network grown from ``prev`` to ``new`` layers, the layer it is copied from."""
-    if not 1 <= prev <= new:
-        raise UserError(f"growth goes from 1 <= prev <= new layers, got {prev} -> {new}")
-    return [_new_idx(i, prev, new) for i in range(new)]
-
-
-def new_layers(prev: int, new: int) -> list[int]:
-    """The layers of the grown network that are copies (the second of each duplicated pair)."""
-    src = layer_map(prev, new)
-    return [i for i in range(new) if i > 0 and src[i] == src[i - 1]]
-
-
-def subnet_blocks(depth_min: int, depth_max: int, depth: int) -> list[int]:
-    """The supernet blocks a sub-network of ``depth`` runs: all but the first ``depth_max - depth`` grown ones."""
-    if not depth_min <= depth <= depth_max:
-        raise UserError(f"sub-network depth {depth} outside the supernet's {depth_min}..{depth_max}")
-    grown = new_layers(depth_min, depth_max)
-    skipped = set(grown[: len(grown) - (depth - depth_min)])
-    return [i for i in range(depth_max) if i not in skipped]
 
 
 def _grown_state(source: nn.Module, src_blocks: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -158,27 +91,6 @@ def _check_depth(model: nn.Module, depth: int) -> None:
         raise UserError("AutoProg grows an elastic ViT (repro.models.elastic_vit.make_elastic)")
     if depth > len(model.blocks):
         raise UserError(f"cannot grow to {depth} blocks: the network has {len(model.blocks)}")
-
-
-def _unique(xs: Iterable[int]) -> list[int]:
-    return list(dict.fromkeys(xs))
-
-
-def search_space(stage: int, sizes: Sequence[int], depths: Sequence[int], size: int, depth: int,
-                 ) -> tuple[list[int], list[int]]:
-    """Candidate sizes and depths at the start of ``stage`` (``main_prog.py``), from the schedule's values."""
-    rs, ls = _unique(sizes), _unique(depths)
-    if stage == 0:
-        return _unique([rs[0], rs[len(rs) // 2], rs[-1]]), _unique([ls[0], ls[len(ls) // 2], ls[-1]])
-    r_s, l_s = rs.index(size), ls.index(depth)
-    if l_s < len(ls) - 1:
-        l_s += 1
-    return rs[r_s : min(r_s + 2, len(rs))], ls[l_s : min(l_s + 3, len(ls))]
-
-
-def relative_cost(size: int, depth: int) -> float:
-    """Training time of a candidate up to a constant: depth x size^2 (the release's ``act = l r^2``)."""
-    return float(depth * size * size)
 
 
 class SupernetSampler:
@@ -246,26 +158,3 @@ def candidate_losses(supernet: nn.Module, sizes: Sequence[int], depths: Sequence
     return out
 
 
-def fit_exponent(costs: Sequence[float], losses: Sequence[float]) -> float:
-    """``w = max(-b, 0)`` of the power law ``L = a T^b`` fitted in log-log space over the candidates."""
-    if len(costs) != len(losses) or len(costs) < 2:
-        raise UserError("the loss-vs-time fit needs at least two candidates")
-    t, loss = np.log(np.asarray(costs, dtype=float)), np.log(np.maximum(np.asarray(losses, dtype=float), 1e-12))
-    if np.ptp(t) == 0:
-        return 0.0
-    slope = float(np.polyfit(t, loss, 1)[0])
-    return max(-slope, 0.0)
-
-
-def choose(estimates: dict[tuple[int, int], Sequence[float]]) -> tuple[int, int]:
-    """The candidate (size, depth) minimising ``mean loss x T^w`` (``auto_grow`` of ``main_prog.py``)."""
-    keys = list(estimates)
-    mean = {k: float(np.mean(estimates[k])) for k in keys}
-    if len(keys) == 1:
-        return keys[0]
-    cost = {k: relative_cost(*k) for k in keys}
-    w = fit_exponent([cost[k] for k in keys], [mean[k] for k in keys])
-    score = {k: mean[k] * cost[k] ** w for k in keys}
-    if not all(math.isfinite(s) for s in score.values()):
-        raise UserError(f"non-finite candidate losses in the AutoProg search: {mean}")
-    return min(keys, key=lambda k: (score[k], cost[k]))
