@@ -137,7 +137,7 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
             if spec.task not in bases:
                 bases[spec.task] = load_base(spec.task)
             config = resolve_config(spec, profile, manifest, bases[spec.task])
-            run_id = f"{_slug(spec.model)}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
+            run_id = f"{_slug(spec.model)}-{_slug(label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
     return runs

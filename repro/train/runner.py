@@ -15,8 +15,6 @@ from repro.errors import UserError
 from repro.train.config import TrainConfig, from_resolved
 from repro.train.engine import train
 
-SUPPORTED_METHODS = {"baseline", "efficienttrain", "efficienttrain++"}
-
 
 def _randaug(aa: str | None) -> dict[str, float]:
     """timm's ``rand-m9-mstd0.5-inc1`` -> the engine's final magnitude and its std."""
