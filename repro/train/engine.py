@@ -879,7 +879,7 @@ class Trainer:
             "equivalent_epochs": self._equivalent_epochs(),
             "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
             "real_epochs": sum(p.steps * p.batch_size for p in self.plan) / self.n_train,
-            "steps": self.total_steps, **self.clock.summary(),
+            "steps": self.step, **self.clock.summary(),
             "gpu_hours": self.clock.wall_s * self.dist.world / 3600 if self.device.type == "cuda" else 0.0,
             "device": str(self.device), "world_size": self.dist.world,
             "stages": [asdict(p) for p in self.plan],
