@@ -25,6 +25,7 @@ from typing import Any
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
 from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
+from repro.methods import label
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,8 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
 def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> list[ResolvedRun]:
     """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``."""
     if only:
-        for label in only:
-            manifest.row(label)  # one-line error for an unknown row
+        for name in only:  # not `label`: that is the method-list label function used below
+            manifest.row(name)  # one-line error for an unknown row
     bases: dict[str, BaseConfig] = {}
     runs = []
     for row in manifest.rows:

@@ -112,6 +112,8 @@ class AutoProg(Method):
                 grow.mogrow(trainer.model, trainer.ema.module, self.depth, depths[-1])
                 trainer.optimizer.state.clear()
             self.size, self.depth, self.search = sizes[-1], depths[-1], None
+            trainer.log.info(f"AutoProg: stage {k + 1} trains the full network, depth {self.depth} at "
+                             f"{self.size}x{self.size}")
         self._apply(trainer)
 
     def _apply(self, trainer: Any) -> None:
