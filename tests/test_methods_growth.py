@@ -125,6 +125,10 @@ def test_budgeted_vit_grows_heads_mlp_and_tokens_within_its_budget(tmp_path, for
     assert {method.level_at(s / steps) for s in range(steps)} == {0, 1, 2}
     with pytest.raises(ConfigError, match="budget_epochs"):
         BudgetedViT(cfg(method="budgeted-vit", epochs=3))
+    with pytest.raises(ConfigError, match="sub-networks of a ViT"):
+        BudgetedViT(cfg(model="ResNet-50", method="budgeted-vit", epochs=3, budget_epochs=2))
+    with pytest.raises(ConfigError, match="sub-networks of a ViT"):
+        autoprog_method.AutoProg(cfg(model="ResNet-50", method="autoprog"))
 
 
 def test_budgeted_vit_resumes_bit_identically(tmp_path):

@@ -63,7 +63,10 @@ class AutoProg(Method):
     schedule = SPEC
 
     def __init__(self, cfg: Any) -> None:
+        from repro.models.elastic_vit import require_vit
+
         super().__init__(cfg)
+        require_vit(cfg.model, self.name)
         self.stage = self.size = self.depth = 0  # the current stage and network
         self.search: dict[str, Any] | None = None  # the running search: candidates, window, estimates
         self._sampler: Any = None
@@ -85,6 +88,9 @@ class AutoProg(Method):
 
         for model in (trainer.model, trainer.ema.module):
             make_elastic(model)
+        if trainer.dist.world > 1 and not getattr(trainer.ddp_model, "find_unused_parameters", False):
+            # the supernet's skipped blocks get no gradient in a step
+            trainer.ddp_model = trainer.dist.wrap(trainer.model, trainer.device, find_unused_parameters=True)
         n_batches = trainer.n_train / stage.batch_size
         trainer.ema.decay = 1.0 - 1.0 / max(1.0, EMA_HORIZON_EPOCHS * n_batches)
         plan = self._stages(trainer)
@@ -202,3 +208,4 @@ def _set_drop_path(model: Any, rate: float, depth: int) -> None:
         for dp in (blk.drop_path1, blk.drop_path2):
             if hasattr(dp, "drop_prob"):
                 dp.drop_prob = rate * min(i, depth - 1) / max(depth - 1, 1)
+

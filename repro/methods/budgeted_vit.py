@@ -23,9 +23,11 @@ class BudgetedViT(Method):
     paper = "Xia et al., Budgeted Training for ViT, ICLR'23: heads / MLP width / tokens grown within a budget"
 
     def __init__(self, cfg: Any) -> None:
+        from repro.models.elastic_vit import require_vit
         from repro.train.config import ConfigError
 
         super().__init__(cfg)
+        require_vit(cfg.model, self.name)
         if cfg.budget_epochs is None or cfg.budget_epochs > cfg.epochs:
             raise ConfigError("budget_epochs", f"budgeted-vit needs the run's budget in full-model epochs, at most "
                               f"its {cfg.epochs:g} epochs ({{epochs}}), e.g. Table 11's 75 for 128 epochs")

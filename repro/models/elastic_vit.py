@@ -94,6 +94,21 @@ def _resize_input(model: nn.Module, args: tuple[torch.Tensor, ...]) -> tuple[tor
     return (x, *args[1:])
 
 
+def require_vit(model_name: str, method: str) -> None:
+    """Refuse a Table 7 model of another family than DeiT before anything is built (a timm name outside the zoo
+    is checked when it is made elastic)."""
+    from repro.models.zoo import entry
+    from repro.train.config import ConfigError
+
+    try:
+        family = entry(model_name).family
+    except UserError:
+        return
+    if family != "deit":
+        raise ConfigError("model", f"{method} trains sub-networks of a ViT (DeiT-Tiny / DeiT-Small), not "
+                          f"{model_name} ({family})")
+
+
 def make_elastic(model: nn.Module) -> VisionTransformer:
     """Turn a timm ``VisionTransformer`` into its elastic form in place (class swaps: state dict unchanged)."""
     if not isinstance(model, VisionTransformer):
