@@ -96,6 +96,8 @@ class TrainConfig(BaseModel):
     loss: Literal["ce", "bce"] = "ce"
     # Table 11's rows without 'AugRegs': no RandAug, Mixup, CutMix, label smoothing, random erasing, drop path
     augregs: bool = True
+    # Budgeted ViT (ICLR'23): the run's cost in epochs of the full model (its epochs train smaller sub-networks)
+    budget_epochs: float | None = Field(default=None, gt=0)
     # ablations (Table 19): RandAug m fixed at randaug_magnitude instead of rising with the curriculum (a), and
     # another operation than the method's to reach B (b): crop (ET), downsample (ET++), bicubic (plain resize)
     linear_randaug: bool = True
