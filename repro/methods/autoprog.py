@@ -24,8 +24,9 @@ Choices, said here (the mechanisms' own are in :mod:`repro.models.autoprog`):
 * the momentum network is the engine's EMA with a horizon of 2 epochs (decay ``1 - 1 / (2 x steps per
   epoch)``): the release's slowest EMA, 0.9996 with 1251 steps per epoch (batch 1024), i.e. 1 / 2500 per step;
   a fixed 0.9996 would keep a short (smoke) run's momentum network at its initialisation;
-* candidate losses are estimated on ``SEARCH_IMAGES`` training images (at most an eighth of the data set) with
-  the evaluation transform (the release: 50 batches of its search loader), the same images at every estimate;
+* candidate losses are estimated on ``SEARCH_IMAGES`` training images (at most an eighth of the data set, a
+  fixed random subset) with the evaluation transform (the release: 50 batches of its search loader), the same
+  images at every estimate;
 * random erasing stays at the run's value (the release's ``re_scale 0`` raises it over the stages; Table 24's
   0.25 is not grown here), and the estimates' compute is outside the training clock (the engine times steps).
 """
@@ -175,7 +176,8 @@ class AutoProg(Method):
             self.search["sampler"] = self._sampler.state_dict()
 
     def _search_batches(self, trainer: Any) -> list[Any]:
-        """The training images every candidate is estimated on (first of the data set, evaluation transform)."""
+        """The training images every candidate is estimated on: a fixed random subset drawn from the run's seed
+        (an image folder lists its classes in order), with the evaluation transform."""
         if self._images is None:
             import torch
 
@@ -184,7 +186,8 @@ class AutoProg(Method):
             data = EvalDataset(trainer.train_set.base, eval_transform(self.cfg.final_size, *trainer._norm,
                                                                       trainer._crop_pct))
             n = min(SEARCH_IMAGES, max(1, len(data) // 8))
-            items = [data[i] for i in range(n)]
+            chosen = torch.randperm(len(data), generator=torch.Generator().manual_seed(self.cfg.seed))[:n]
+            items = [data[i] for i in chosen.tolist()]
             xs, ys = torch.stack([x for x, _ in items]), torch.tensor([y for _, y in items])
             self._images = [(xs[a:a + 128].to(trainer.device), ys[a:a + 128].to(trainer.device))
                             for a in range(0, n, 128)]
