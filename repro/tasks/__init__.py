@@ -47,7 +47,7 @@ from repro.errors import UserError
 Config = dict[str, Any]
 
 # the modules of this package that register the built-in tasks
-BUILTIN = ("in1k", "in22k", "transfer")
+BUILTIN = ("in1k", "in22k", "transfer", "mae")
 
 
 @dataclass(frozen=True)
