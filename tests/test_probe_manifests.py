@@ -168,3 +168,11 @@ def test_broken_manifest(tmp_path, capsys, command, make, expected):
 
 def test_at_least_the_probed_cases():
     assert len(CASES) >= 33 and len({case for case, _, _ in CASES}) == len(CASES)
+
+
+def test_a_seed_override_is_refused(tmp_path, capsys):
+    """Seeds are a run dimension (the profile's ``seeds`` or ``--seeds``): an override would give one id two seeds."""
+    path = tmp_path / "table07.yaml"
+    path.write_text(TEXT.replace(RUN, RUN[:-1] + ", overrides: {seed: 3}}", 1))
+    assert main(["validate", str(path)]) == 2
+    assert "overrides.seed (row 'ResNet-50'): seeds are a dimension of every run" in capsys.readouterr().err

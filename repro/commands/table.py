@@ -8,10 +8,11 @@ import warnings
 from typing import Any
 
 from repro.errors import UserError
+from repro.launch.manifest import PROFILE_NAMES
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     p.add_argument("--runs", default="runs", help="directory holding the run directories (default: runs/)")
 
 

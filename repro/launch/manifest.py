@@ -24,7 +24,7 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -105,9 +105,16 @@ class Row(_Strict):
     note: str | None = None
 
 
+ProfileName = Literal["full", "proxy", "smoke"]
+PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+"""``full``: the paper's setting; ``proxy``: the rows trained to convergence on Fashion-MNIST, where claims are
+tested; ``smoke``: the same rows at 2% of the epochs, to check that everything runs."""
+
+
 class Profile(_Strict):
-    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the smoke profile keeps
-    the relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``)."""
+    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the proxies keep the
+    relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``seeds``: how many
+    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity."""
 
     description: str
     dataset: str
@@ -119,6 +126,7 @@ class Profile(_Strict):
     gpus: int | None = Field(default=None, gt=0)
     max_train_images: int | None = Field(default=None, gt=0)
     expected_hours: float | None = Field(default=None, gt=0)
+    seeds: int = Field(default=1, ge=1)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -130,7 +138,7 @@ class Manifest(_Strict):
     command: str
     columns: list[Column] = Field(min_length=1)
     rows: list[Row] = Field(min_length=1)
-    profiles: dict[Literal["full", "smoke"], Profile] = Field(default_factory=dict)
+    profiles: dict[ProfileName, Profile] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -312,6 +320,9 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
         if key in owner.model_fields:
             raise UserError(f"{where}: {key!r} is a field of the {kind}: set it there, not in overrides")
+        if key == "seed":  # a run is trained once per seed: every seed is its own run
+            raise UserError(f"{where}: seeds are a dimension of every run: set the profile's 'seeds: N' (or "
+                            f"`repro run --seeds N`), not a seed override")
         if key not in known:
             raise UserError(f"{where}: unknown setting {key!r}{_close(key, sorted(known))}; overrides are training "
                             f"settings (timm flag names: the fields of repro.train.config.TrainConfig)")

@@ -12,6 +12,11 @@ The resolved configuration is composed in one fixed order, each layer overriding
 
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
+
+Seeds are a dimension of a run: each spec resolves to one run per seed (``seed`` in its config; the profile's
+``seeds``, or ``seeds=`` given to :func:`resolve`). The seeds of a spec share everything but their seed, so their
+run ids share a prefix, the *cell* (``<model>-<method>-<hash of the config without its seed>``), and differ by
+``-s<seed>``: the aggregator pools a cell's seeds into mean +- std (n).
 """
 
 from __future__ import annotations
@@ -38,6 +43,11 @@ class ResolvedRun:
     config: dict[str, Any]
     run_id: str
     evaluation: dict[str, Any]  # eval_* overrides: how to evaluate the trained run (not part of its identity)
+    cell: str = ""  # the run id without its seed: what the run's seeds have in common
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
 
     @property
     def label(self) -> str:
@@ -124,8 +134,12 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     return config
 
 
-def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> list[ResolvedRun]:
-    """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``."""
+def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
+            seeds: int | None = None) -> list[ResolvedRun]:
+    """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``, once per seed
+    (``seeds``, default the profile's)."""
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
     if only:
         for label in only:
             manifest.row(label)  # one-line error for an unknown row
@@ -138,7 +152,9 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
             if spec.task not in bases:
                 bases[spec.task] = load_base(spec.task)
             config = resolve_config(spec, profile, manifest, bases[spec.task])
-            run_id = f"{_slug(spec.model)}-{_slug(method_label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
+            cell = f"{_slug(spec.model)}-{_slug(method_label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
-            runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
+            for seed in range(seeds or manifest.profiles[profile].seeds):
+                runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config | {"seed": seed},
+                                        f"{cell}-s{seed}", evaluation, cell))
     return runs
