@@ -29,8 +29,10 @@ from typing import Any
 
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
-from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
+from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base, schedule_setting
 from repro.methods import label as method_label
+from repro.methods.frequency_studies import ALL_SETTINGS as STUDY_SETTINGS
+from repro.methods.frequency_studies import curriculum as study_curriculum
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def _is_evaluation(key: str) -> bool:
     return key.startswith(EVAL_PREFIX) and key not in TrainConfig.model_fields  # eval_every_epochs trains
 
 
-def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, adapt: str) -> float:
+def same_cost_epochs(schedule: str | dict[str, Any], baseline_epochs: float, final_size: int, adapt: str) -> float:
     """Epochs of ``schedule`` whose training compute equals ``baseline_epochs`` standard epochs (Table 9: "our
     method is configured to have the same training cost as the baselines"): equivalent epochs grow linearly
     with the schedule's epochs, so one probe suffices (ET, Table 5: 300 real epochs cost 195.9 -> 459, rounded to
@@ -108,15 +110,18 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         model=spec.model,
         timm_model=timm_name,
         method=spec.method,
-        schedule=spec.schedule,
+        schedule=None if spec.schedule is None else schedule_setting(spec.schedule),
         final_size=final_size,
         dataset=spec.dataset or profile.dataset,
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
     run_overrides = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
     config.update(run_overrides)
+    study = {k: config.pop(k) for k in STUDY_SETTINGS if k in config}
+    if study:  # Sec. 4's studies: their settings are a curriculum, stated over the paper's epochs
+        config["schedule"] = study_curriculum(study, float(epochs or 300), method_label(spec.method))
     if config.get("same_cost_as_baseline") and epochs is not None:
-        epochs = same_cost_epochs(spec.schedule or "baseline", float(epochs), final_size, profile.adapt)
+        epochs = same_cost_epochs(config["schedule"] or "baseline", float(epochs), final_size, profile.adapt)
     config.update(
         profile=profile_name,
         epochs=None if epochs is None else epochs * profile.epoch_scale,
