@@ -487,14 +487,14 @@ class StageData(_Strict):
 
     until: float = Field(gt=0, le=1)
     size: int = Field(gt=0, alias="B")  # B, at the file's reference_size
-    m: float | tuple[float, float] | None = Field(default=None, ge=0)  # RandAug m: constant or (start, end)
+    m: float | tuple[float, float] | None = None  # RandAug m: constant or (start, end)
     lowpass: float | None = Field(default=None, gt=0)  # circular low-pass radius at reference_size (Table 2)
 
     @field_validator("m")
     @classmethod
     def _non_negative(cls, m: float | tuple[float, float] | None) -> float | tuple[float, float] | None:
-        if isinstance(m, tuple) and min(m) < 0:
-            raise ValueError(f"RandAug magnitudes must be >= 0, got {list(m)}")
+        if m is not None and min(m if isinstance(m, tuple) else (m,)) < 0:
+            raise ValueError(f"RandAug magnitudes must be >= 0, got {m}")
         return m
 
 

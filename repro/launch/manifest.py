@@ -257,7 +257,6 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "target": "Table 15: the MAE reconstruction target",
     "detector": "Table 17: the COCO detector",
     "segmentor": "Table 18: the ADE20K segmentor",
-    "search": "Tables 21, 22: the curriculum search of Algorithm 2",
     "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",
     "eval_filter_radius": "Table 1: the evaluation filter's radius",
     "eval_epoch": "Table 1: evaluate the checkpoint of this epoch",
@@ -318,7 +317,7 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
     from repro.train.config import RESOLVED_ONLY, TrainConfig
 
     fields = TrainConfig.model_fields
-    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(STUDY_SETTINGS)
+    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(STUDY_SETTINGS) | {"search"}
     kind = "run" if owner is RunSpec else "profile"
     for key, value in overrides.items():
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
@@ -337,6 +336,10 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
                     value)
             except ValidationError as err:
                 raise UserError(f"{where}: {err.errors()[0]['msg']} (got {value!r})") from None
+        elif key == "search":  # the run's curriculum is found by repro.launch.search first (Tables 21, 22)
+            from repro.launch.search import options
+
+            options(value if isinstance(value, dict) else {"algorithm": value}, where)
         elif isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"{where}: must be a finite number (got {value!r})")
 

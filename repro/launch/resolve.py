@@ -117,6 +117,10 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
     run_overrides = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
     config.update(run_overrides)
+    search = config.get("search")
+    if isinstance(search, dict):  # a search on the run's own model / data is on the profile's (a proxy's) ones
+        own = {"model": spec.model, "dataset": spec.dataset or base.config.get("dataset", "imagenet-1k")}
+        config["search"] = {k: v for k, v in search.items() if k not in own or v != own[k]}
     study = {k: config.pop(k) for k in STUDY_SETTINGS if k in config}
     if study:  # Sec. 4's studies: their settings are a curriculum, stated over the paper's epochs
         config["schedule"] = study_curriculum(study, float(epochs or 300), method_label(spec.method))

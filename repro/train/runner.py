@@ -29,9 +29,14 @@ def _randaug(aa: str | None) -> dict[str, float]:
 
 def check(config: dict[str, Any]) -> str:
     """Why the engine cannot train ``config`` ("" if it can): the launcher reports such a run by name up front
-    instead of starting (or submitting) it only to fail."""
+    instead of starting (or submitting) it only to fail. A run with ``search`` (Tables 21, 22) is checked
+    without it: its curriculum is found first."""
     try:
-        _train_config(config)
+        if "search" in config:
+            from repro.launch.search import options
+
+            options(config["search"])
+        _train_config({k: v for k, v in config.items() if k != "search"})
     except UserError as err:
         return str(err)
     return ""
@@ -42,6 +47,16 @@ def _train_config(config: dict[str, Any]) -> TrainConfig:
 
 
 def run(config: dict[str, Any], run_dir: Path) -> None:
+    """Train ``config`` in ``run_dir``; a run with ``search`` first runs (or resumes) its curriculum search, whose
+    candidates are runs beside ``run_dir`` and whose curriculum file and report go to ``run_dir/search/``."""
+    if "search" in config:
+        from repro.core.curriculum import load
+        from repro.launch.search import options, run_search
+
+        base = {k: v for k, v in config.items() if k != "search"}
+        found = run_search(base, options(config["search"]).scaled(config.get("epochs")), root=run_dir.parent,
+                           out=run_dir / "search")
+        config = {**base, "schedule": load(found)}
     cfg = _train_config(config)
     cost_fn = None
     if cfg.model_variant == "full":
