@@ -325,7 +325,12 @@ class Trainer:
 
         # model and optimisation
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg, self.num_classes).to(self.device)
+        self.model = build_model(cfg, self.num_classes)
+        if cfg.init_from is not None:  # a fine-tuning starts from another run's weights (before the EMA copies them)
+            from repro.train.finetune import init_from_run
+
+            init_from_run(self.model, cfg.init_from, cfg.init_weights == "ema", cfg.head_init_scale)
+        self.model = self.model.to(self.device)
         self._check_input_sizes()
         if self.device.type == "cuda" and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -380,7 +385,12 @@ class Trainer:
         cfg = self.cfg
         # Adam-family and LAMB take Table 24's betas; other optimizers (SGD...) have none
         betas = {"betas": tuple(cfg.opt_betas)} if "adam" in cfg.opt or "lamb" in cfg.opt else {}
-        return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **betas)
+        if cfg.layer_decay is not None and not callable(getattr(model, "group_matcher", None)):
+            raise ConfigError("layer_decay", f"{cfg.model} has no layer grouping (timm's group_matcher) for "
+                              "layer-wise LR decay; remove {layer_decay}")
+        # layer_decay: timm's param_groups_layer_decay; the loop applies each group's lr_scale
+        return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   layer_decay=cfg.layer_decay, **betas)
 
     def replace_model(self, model: torch.nn.Module) -> None:
         """Train ``model`` from now on (a method growing or replacing the network at a stage start): the optimizer
