@@ -85,6 +85,13 @@ def config_hash(config: dict[str, Any]) -> str:
 EVAL_PREFIX = "eval_"  # overrides that change how a trained run is evaluated, not the training itself
 
 
+def _training_key(spec: RunSpec) -> str:
+    """What a run trains: the spec without its evaluation overrides (cells differing only there share it)."""
+    data = spec.model_dump(exclude={"note"})
+    data["overrides"] = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
+    return json.dumps(data, sort_keys=True, default=str)
+
+
 def _is_evaluation(key: str) -> bool:
     from repro.train.config import TrainConfig
 
@@ -182,6 +189,12 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
             manifest.row(label)  # one-line error for an unknown row
     bases: dict[str, BaseConfig] = {}
     runs = []
+    snapshots: dict[str, list[float]] = {}  # a training run -> every epoch its cells evaluate (eval_epoch)
+    for row in manifest.rows:
+        for spec in row.runs.values():
+            if "eval_epoch" in spec.overrides:
+                kept = snapshots.setdefault(_training_key(spec), [])
+                kept[:] = sorted({*kept, float(spec.overrides["eval_epoch"])})
     for row in manifest.rows:
         if only and row.label not in only:
             continue
@@ -192,6 +205,9 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
                 bases[spec.task] = load_base(spec.task)
             upstream = ids[spec.init_from] if spec.init_from is not None else None
             config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
+            kept = snapshots.get(_training_key(spec))
+            if kept:  # the epochs some cell evaluates (Table 1): the run keeps its weights there
+                config["snapshot_epochs"] = [e * manifest.profiles[profile].epoch_scale for e in kept]
             cell = _cell_id(spec, config)  # identity: the upstream's cell, whatever the seed
             ids[key] = cell
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}

@@ -115,6 +115,7 @@ class TrainConfig(BaseModel):
     log_every_steps: int = Field(default=20, gt=0)
     checkpoint_minutes: float = Field(default=30.0, gt=0)
     keep_checkpoints: int = Field(default=2, ge=1)
+    snapshot_epochs: tuple[float, ...] = ()  # real epochs at which the weights are kept (Table 1's checkpoints)
     wandb: bool = False
     wandb_project: str = "repro"
     wandb_group: str | None = None

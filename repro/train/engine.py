@@ -783,6 +783,9 @@ class Trainer:
                                    progress=(min(round(now), self.total_steps), self.total_steps))
                     t_log, n_log = time.perf_counter(), 0
                 e_prev, e_now = self.curriculum.epoch_at(f_prev), self.curriculum.epoch_at(f)
+                for epoch in self.cfg.snapshot_epochs:  # weights kept for later evaluation (Table 1)
+                    if e_prev < epoch <= e_now + 1e-9 and self.dist.is_main:
+                        ckpt.save_snapshot(self.out, epoch, self.model.state_dict())
                 stage_done = now >= stage.first_step + stage.steps
                 if math.floor(e_now / eval_every) > math.floor(e_prev / eval_every) and not stage_done:
                     self.log.write(self._eval_record(stage))
