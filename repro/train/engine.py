@@ -334,6 +334,9 @@ class Trainer:
         self._check_input_sizes()
         if self.device.type == "cuda" and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.layer_decay is not None and not callable(getattr(self.model, "group_matcher", None)):
+            raise ConfigError("layer_decay", f"{cfg.model} has no layer grouping (timm's group_matcher) for "
+                              "layer-wise LR decay; remove {layer_decay}")
         self.optimizer = self._optimizer(self.model)
         self.ddp_model = self.dist.wrap(self.model, self.device)
         self.ema = None
@@ -385,9 +388,6 @@ class Trainer:
         cfg = self.cfg
         # Adam-family and LAMB take Table 24's betas; other optimizers (SGD...) have none
         betas = {"betas": tuple(cfg.opt_betas)} if "adam" in cfg.opt or "lamb" in cfg.opt else {}
-        if cfg.layer_decay is not None and not callable(getattr(model, "group_matcher", None)):
-            raise ConfigError("layer_decay", f"{cfg.model} has no layer grouping (timm's group_matcher) for "
-                              "layer-wise LR decay; remove {layer_decay}")
         # layer_decay: timm's param_groups_layer_decay; the loop applies each group's lr_scale
         return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
                                    layer_decay=cfg.layer_decay, **betas)
