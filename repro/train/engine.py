@@ -27,7 +27,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repro.core.batching import scaled_lr, stage_batch_sizes
-from repro.core.budget import WarmupCosine
 from repro.core.curriculum import REFERENCE_SIZE, Curriculum, StageSizeError, build
 from repro.core.replay import ReplayBuffer
 from repro.data.datasets import build_dataset
@@ -60,6 +58,7 @@ from repro.train.config import ConfigError, TrainConfig
 from repro.train.distributed import Dist, init_distributed, process_rank
 from repro.train.log import MetricsLog
 from repro.train.model import build_model, set_input_size
+from repro.train.schedule import StagePlan, StepSchedule
 from repro.train.timing import TrainClock
 
 
@@ -74,49 +73,6 @@ class NonFiniteResult(UserError):
 # what a checkpoint must hold for this trainer to resume from it exactly
 STATE_KEYS = frozenset({"step", "position", "clock", "model", "optimizer", "scaler", "ema", "replay", "rng",
                         "metrics_lines", "input_size", "stage_switch_seconds"})
-
-
-@dataclass(frozen=True)
-class StagePlan:
-    index: int
-    resolution: int
-    start: float
-    end: float
-    batch_size: int  # global
-    peak_lr: float
-    first_step: int
-    steps: int
-
-    def fraction(self, step: int) -> float:
-        return self.start + (self.end - self.start) * (step - self.first_step) / self.steps
-
-
-def plan_stages(curriculum: Curriculum, cfg: TrainConfig, n_train: int) -> list[StagePlan]:
-    """Steps, batch size and peak LR of every stage (early large batch and eq. (2) when enabled), each rounded to
-    whole steps. A batch larger than the data set (it would hold images twice) and a stage that rounds to no step
-    (giving it one would train more than the budget, silently) are refused."""
-    if cfg.batch_size > n_train:
-        raise ConfigError("batch_size", f"the global batch of {cfg.batch_size} is larger than the data set "
-                          f"({n_train} training images); use at most {n_train}")
-    if cfg.early_large_batch:
-        sizes = stage_batch_sizes(curriculum, cfg.batch_size, max_batch=cfg.max_batch_size, multiple_of=8)
-    else:
-        sizes = [cfg.batch_size] * len(curriculum.stages)
-    exact = [stage.epochs * n_train / bs for stage, bs in zip(curriculum.stages, sizes, strict=True)]
-    short = min(range(len(exact)), key=exact.__getitem__)
-    if round(exact[short]) == 0:  # every stage's length scales with the budget: at `need` it gets half a step
-        need = math.floor(100 * cfg.epochs * 0.5 / exact[short]) / 100 + 0.01
-        b = curriculum.stages[short].resolution
-        raise ConfigError("epochs", f"{cfg.epochs:g} epochs leave stage {short + 1} (B={b}) {exact[short]:.2f} steps "
-                          f"of {sizes[short]} images ({n_train} training images); every stage needs a step: use at "
-                          f"least {need:g}, a smaller {{batch_size}} or more images")
-    plans, first = [], 0
-    for i, (stage, bs) in enumerate(zip(curriculum.stages, sizes, strict=True)):
-        steps = round(exact[i])
-        lr = scaled_lr(cfg.lr, bs, cfg.batch_size, cfg.lr_max or math.inf) if cfg.early_large_batch else cfg.lr
-        plans.append(StagePlan(i, stage.resolution, stage.start, stage.end, bs, lr, first, steps))
-        first += steps
-    return plans
 
 
 def _sample_seed(seed: int, position: int) -> int:
@@ -253,12 +209,11 @@ class Trainer:
         self.n_train = len(self.train_set)
 
         # plan
-        self.plan = plan_stages(self.curriculum, cfg, self.n_train)
+        self.schedule = StepSchedule.for_config(self.curriculum, cfg, self.n_train)
+        self.plan = self.schedule.plan
         if any(p.batch_size % self.dist.world for p in self.plan):
             raise UserError(f"the global batch must be divisible by the {self.dist.world} processes")
-        self.total_steps = self.plan[-1].first_step + self.plan[-1].steps
-        self.lr_schedule = WarmupCosine.from_epochs(1.0, cfg.warmup_epochs, self._axis_epochs(),
-                                                    min_lr=cfg.min_lr / cfg.lr, warmup_lr=cfg.warmup_lr / cfg.lr)
+        self.total_steps = self.schedule.total_steps
         self.cost_fn = cost_fn
 
         # model and optimisation
@@ -356,26 +311,8 @@ class Trainer:
         raise ConfigError("final_size", f"{self.cfg.model} cannot take B={', '.join(map(str, bad))} of the "
                           f"{self.curriculum.name} curriculum at final size {final} (its patch grid); {which}")
 
-    def _axis_epochs(self) -> float:
-        """Length of the LR axis in epochs: equivalent epochs (compute axis) or real epochs (epoch axis)."""
-        c = self.curriculum
-        return c.equivalent_epochs if c.axis == "compute" else c.real_epochs
-
     def stage_of(self, step: int) -> StagePlan:
-        for plan in self.plan:
-            if step < plan.first_step + plan.steps:
-                return plan
-        return self.plan[-1]
-
-    def _lr(self, stage: StagePlan, step: int) -> float:
-        return stage.peak_lr * self.lr_schedule(self.curriculum.axis_progress(stage.fraction(step)))
-
-    def _magnitude(self, fraction: float) -> float:
-        """RandAug m applied at a point of the curriculum: it rises to the final m with the curriculum (Tables 5, 6;
-        ``randaug_magnitude`` rescales the paper's 9), or stays at the final m (Table 19 (a), no Linear RandAug)."""
-        if not self.cfg.linear_randaug:
-            return self.cfg.randaug_magnitude
-        return self.curriculum.magnitude_at(fraction) * self.cfg.randaug_magnitude / 9.0
+        return self.schedule.stage_of(step)
 
     def _loader(self, stage: StagePlan, start_step: int) -> Any:
         """Fresh batches of ``stage`` from ``start_step`` on, as keys for the workers."""
@@ -383,7 +320,8 @@ class Trainer:
         sampler = KeySampler(Stream(self.n_train, self.cfg.seed), position=self.position,
                              first_step=start_step + pending, end_step=stage.first_step + stage.steps,
                              batch_size=stage.batch_size, resolution=stage.resolution, n_replay=self.cfg.n_replay,
-                             seed=self.cfg.seed, magnitude=lambda step: self._magnitude(stage.fraction(step)),
+                             seed=self.cfg.seed,
+                             magnitude=lambda step: self.schedule.magnitude_at(stage.fraction(step)),
                              rank=self.dist.rank, world=self.dist.world)
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
@@ -580,7 +518,7 @@ class Trainer:
                     (x, y), fresh = self.replay.next(batches.__next__)
                     if fresh:
                         self.position += stage.batch_size
-                    lr = self._lr(stage, self.step)
+                    lr = self.schedule.lr_at(self.step)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr * group.get("lr_scale", 1.0)
                     loss = self._train_step(x, y, criterion, stage)
@@ -592,7 +530,7 @@ class Trainer:
                     dt = time.perf_counter() - t_log
                     self.log.write({"kind": "train", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
                                     "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
-                                    "magnitude": self._magnitude(f_prev), "lr": lr, "loss": loss,
+                                    "magnitude": self.schedule.magnitude_at(f_prev), "lr": lr, "loss": loss,
                                     "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
                                     "wall_time_s": self.clock.wall_s, "cpu_time_s": self.clock.cpu_s},
                                    progress=(self.step, self.total_steps))
