@@ -67,6 +67,10 @@ def test_the_timm_scheduler_sets_each_groups_lr_and_ignores_epochs():
     assert lrs == pytest.approx([steps.at(t).lr, 0.5 * steps.at(t).lr]) and lrs[0] > 0
     scheduler.step(epoch=5)
     assert [g["lr"] for g in optimizer.param_groups] == lrs
+    buffer = io.BytesIO()  # its state is plain data: checkpoints load with torch.load(weights_only=True)
+    torch.save(scheduler.state_dict(), buffer)
+    buffer.seek(0)
+    assert torch.load(buffer, weights_only=True)["base_values"] == [1e-3, 1e-3]
 
 
 def test_a_sampler_started_mid_stage_continues_it_and_workers_get_b_and_m():
