@@ -112,7 +112,8 @@ def test_hours_plot_reads_each_runs_time_and_needs_a_pair(tmp_path, drawn):
     assert path is not None
     (ax,), _ = drawn[0]
     assert same(points(ax), [(1.0, 35.0), (2.5, 30.0)])  # CPU-hours, the baseline's two seeds' mean
-    assert "CPU-hours" in ax.get_xlabel() and ax.get_xscale() == "log"
+    assert "CPU-hours" in ax.get_xlabel() and ax.get_xscale() == "linear"  # a 2.5x span: no log axis
+    assert sorted(t.get_text() for t in ax.texts) == ["ET++", "base"]  # each point names its method
     alone = {k: v for k, v in cells.items() if k[1] == "baseline_top1"}
     assert plots.plot_accuracy_vs_hours(frame(alone), runs, tmp_path / "alone.png") is None
 

@@ -35,6 +35,7 @@ from repro.results.collect import time_measure  # noqa: E402
 
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "h", "<", ">")
 METHOD_NAMES = {"baseline": "baseline", "et": "EfficientTrain", "etpp": "EfficientTrain++"}
+METHOD_SHORT = {"baseline": "base", "et": "ET", "etpp": "ET++"}
 
 
 def plot_curriculum(curriculum: Curriculum, path: str | Path) -> Path:
@@ -204,7 +205,8 @@ def plot_accuracy_vs_hours(
 ) -> Path | None:
     """Top-1 vs each run's measured training time (the paper's Fig. 8 axis): GPU-hours (``gpu_hours``: wall time
     x GPUs), or CPU-hours (``cpu_time_s``) when every run trained on a CPU. A cell's point is the mean over its
-    finished seeds (error bars: their std); a model's cells are joined in ``columns`` order, the first hollow.
+    finished seeds (error bars: their std); a model's cells are joined in ``columns`` order, the first hollow,
+    each labelled with its method; the x axis is logarithmic when the times span more than 10x.
     ``None`` when no model has two such cells (a baseline alone compares nothing)."""
     rows = list(dict.fromkeys(frame["row"]))
     style = styles(rows)
@@ -214,7 +216,7 @@ def plot_accuracy_vs_hours(
            if r.column in columns}
     measure = time_measure(runs, [i for v in ids.values() for i in v])
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    drawn = 0
+    drawn, spread = 0, []
     for row in rows:
         line = []
         for k, col in enumerate(columns):
@@ -222,20 +224,26 @@ def plot_accuracy_vs_hours(
             if top1 is None or hours is None:
                 continue
             _point(ax, hours[0], top1, style[row], filled=k > 0, xerr=hours[1], label=row if k > 0 else None)
+            short = col.removesuffix("_top1")
+            ax.annotate(METHOD_SHORT.get(short, short), (hours[0], top1.value), xytext=(4, 3),
+                        textcoords="offset points", fontsize=6, color="0.3")
             line.append((hours[0], top1.value))
         if len(line) > 1:
             ax.plot(*zip(*line, strict=True), color=style[row].color, lw=0.8, zorder=2)
             drawn += 1
+            spread += [x for x, _ in line]
     if not drawn:
         plt.close(fig)
         return None
     ax.set_xlabel("training CPU-hours, measured" if measure == "cpu_time" else "training GPU-hours, measured")
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_xscale("log")
+    if max(spread) > 10 * min(spread):  # models of very different cost (Table 7's 19)
+        ax.set_xscale("log")
+    ax.margins(x=0.08)  # room for the labels
     ax.grid(alpha=0.3, which="both")
     ax.set_title(f"reproduced ({profile})", fontsize=9)
     names = " -> ".join(METHOD_NAMES.get(c.removesuffix("_top1"), c) for c in columns)
-    return _legend_and_save(fig, [ax], path, f"Table {table}: accuracy vs training time ({names}; first hollow)")
+    return _legend_and_save(fig, [ax], path, f"Table {table}: top-1 vs training time ({names})")
 
 
 def _hours(runs: pd.DataFrame, run_ids: list[str], measure: str) -> tuple[float, float | None] | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -103,8 +104,11 @@ class StepSchedule:
     """A curriculum resolved into whole steps for a data set of ``n_train`` images and a global ``batch_size``.
 
     ``lr`` is the peak LR at ``batch_size`` (Table 24: 4e-3 at 4096); ``warmup_epochs`` and the length of the
-    cosine are on the curriculum's axis (equivalent epochs for ET++, real epochs otherwise); ``magnitude`` is
-    the final RandAug m, reached along the curriculum (``linear_randaug``) or used throughout.
+    cosine are on the curriculum's axis (equivalent epochs for ET++, real epochs otherwise); ``lr_shape``, when
+    given, replaces the warm-up + cosine by another LR factor over the progress on that axis (a method's own
+    schedule, e.g. Budgeted Training's linear decay); ``magnitude`` is the final RandAug m, reached along the
+    curriculum (``linear_randaug``) or used throughout. Steps may be fractional (a method that prunes samples
+    counts progress in nominal steps).
     """
 
     curriculum: Curriculum
@@ -119,6 +123,7 @@ class StepSchedule:
     early_large_batch: bool = False
     max_batch_size: int | None = None
     lr_max: float | None = None
+    lr_shape: Callable[[float], float] | None = None
 
     @classmethod
     def for_config(cls, curriculum: Curriculum, cfg: TrainConfig, n_train: int) -> StepSchedule:
@@ -136,7 +141,9 @@ class StepSchedule:
         return plan_stages(self.curriculum, self, self.n_train)
 
     @functools.cached_property
-    def _lr_shape(self) -> WarmupCosine:
+    def _shape(self) -> Callable[[float], float]:
+        if self.lr_shape is not None:
+            return self.lr_shape
         return WarmupCosine.from_epochs(1.0, self.warmup_epochs, self.epochs, min_lr=self.min_lr / self.lr,
                                         warmup_lr=self.warmup_lr / self.lr)
 
@@ -144,15 +151,17 @@ class StepSchedule:
     def total_steps(self) -> int:
         return self.plan[-1].first_step + self.plan[-1].steps
 
-    def stage_of(self, step: int) -> StagePlan:
+    def stage_of(self, step: float) -> StagePlan:
         for plan in self.plan:
             if step < plan.first_step + plan.steps:
                 return plan
         return self.plan[-1]
 
-    def lr_at(self, step: int) -> float:
-        stage = self.stage_of(step)
-        return stage.peak_lr * self._lr_shape(self.curriculum.axis_progress(stage.fraction(step)))
+    def lr_at(self, step: float, stage: StagePlan | None = None) -> float:
+        """The LR at ``step`` (of ``stage``, default the stage the step falls in): the stage's peak LR (eq. (2)
+        with the early large batch) times the schedule's factor at the progress there."""
+        stage = stage or self.stage_of(step)
+        return stage.peak_lr * self._shape(self.curriculum.axis_progress(stage.fraction(step)))
 
     def magnitude_at(self, fraction: float) -> float:
         """RandAug m at a point of the curriculum: it rises to the final m with the curriculum (Tables 5, 6; the
