@@ -29,7 +29,7 @@ from timm.scheduler.scheduler import Scheduler
 from repro.core.curriculum import REFERENCE_SIZE, CostFn, build
 from repro.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Augment, CurriculumDataset, CurriculumTransform
 from repro.errors import UserError
-from repro.methods import get_method
+from repro.methods import frequency_op_of, schedule_of
 from repro.train.engine import KeySampler, Stream
 from repro.train.schedule import StagePlan, StepInfo, StepSchedule
 
@@ -61,7 +61,7 @@ def schedule(
     ``options`` are :class:`~repro.train.schedule.StepSchedule` fields (``magnitude``, ``early_large_batch``,
     ``lr_max`` ...).
     """
-    preset = curriculum or get_method(method).schedule
+    preset = curriculum or schedule_of(method)
     resolved = build(preset, epochs=epochs, final_size=final_size, cost=cost, adapt=adapt)
     return StepSchedule(resolved, n_train, batch_size, lr, warmup_epochs, min_lr, **options)
 
@@ -79,7 +79,7 @@ def train_dataset(
     without a transform) with the Table 24 augmentation and ``method``'s reduction to B, indexed by the keys
     :func:`sampler` yields. ``augment``: further :class:`~repro.data.transforms.Augment` fields (``scale``,
     ``reprob``, ``randaug`` ...)."""
-    cfg = Augment(final_size=final_size, frequency_op=get_method(method).frequency_op, mean=mean, std=std, **augment)
+    cfg = Augment(final_size=final_size, frequency_op=frequency_op_of(method), mean=mean, std=std, **augment)
     return CurriculumDataset(base, CurriculumTransform(cfg))
 
 
