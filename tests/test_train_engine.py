@@ -17,7 +17,8 @@ import torch
 from repro.core.curriculum import build
 from repro.errors import UserError
 from repro.train.config import ConfigError, TrainConfig, from_resolved
-from repro.train.engine import NonFiniteLoss, Trainer, plan_stages, train
+from repro.train.engine import NonFiniteLoss, Trainer, train
+from repro.train.schedule import plan_stages
 from repro.train.timing import TIMING_KEYS
 
 TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=192,
@@ -218,7 +219,7 @@ def test_table19_ablations_fixed_randaug_and_other_frequency_op(tmp_path):
 
     linear = Trainer(cfg(method="efficienttrain++", epochs=2), tmp_path / "a")
     fixed = Trainer(cfg(method="efficienttrain++", epochs=2, linear_randaug=False), tmp_path / "b")
-    assert max(magnitudes(linear)) < 2.0 and magnitudes(fixed) == {9.0} and fixed._magnitude(0.0) == 9.0
+    assert max(magnitudes(linear)) < 2.0 and magnitudes(fixed) == {9.0} and fixed.schedule.magnitude_at(0.0) == 9.0
     assert linear.train_set.transform.cfg.frequency_op == "downsample"
     resize = Trainer(cfg(method="efficienttrain++", epochs=2, frequency_op="bicubic"), tmp_path / "c")
     assert resize.train_set.transform.cfg.frequency_op == "bicubic"

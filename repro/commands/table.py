@@ -48,10 +48,11 @@ def _frame(table: str, profile: str, runs_dir: str):  # type: ignore[no-untyped-
     manifest = load_manifest(manifest_path(table))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        frame = reproduce(manifest, profile, collect_runs(runs_dir), cost_lookup())
+        runs = collect_runs(runs_dir)
+        frame = reproduce(manifest, profile, runs, cost_lookup())
     for w in caught:
         print(f"warning: {w.message}")
-    return manifest, frame
+    return manifest, frame, runs
 
 
 def run_table(args: argparse.Namespace) -> int:
@@ -64,7 +65,7 @@ def write_results(table: str, profile: str, runs: str, out: str, plots: bool = T
 
     from repro.results.render import counts, write_table
 
-    manifest, frame = _frame(table, profile, runs)
+    manifest, frame, run_frame = _frame(table, profile, runs)
     trained = frame[frame["source"].isin(("run", "ratio"))]
     if len(trained) and trained["reproduced"].isna().all():  # rendering it would only replace results by holes
         print(f"table {manifest.table} ({profile}): no finished run under {runs}/; nothing written "
@@ -72,23 +73,41 @@ def write_results(table: str, profile: str, runs: str, out: str, plots: bool = T
         return 1
     paths = write_table(manifest, frame, out)
     if plots:
-        paths += _plots(manifest, frame, Path(out))
+        paths += _plots(manifest, frame, run_frame, Path(out))
     print(f"table {manifest.table} ({profile}): {counts(frame)}")
     for path in paths:
         print(f"wrote {path}")
     return 0
 
 
-def _plots(manifest, frame, out):  # type: ignore[no-untyped-def]
+def _plots(manifest, frame, runs, out):  # type: ignore[no-untyped-def]
+    """The table's plots that have something to show: accuracy vs relative wall time (baseline and ET++ with a
+    wall-time speedup: Table 7), vs measured training hours (baseline and ET / ET++ top-1: Tables 7, 9), vs
+    epochs (``<method>_top1_<E>ep``: Table 25), and the curricula the runs follow."""
     from repro.core.curriculum import build
-    from repro.results.plots import plot_accuracy_vs_cost, plot_curriculum
+    from repro.results.plots import (
+        epoch_columns,
+        plot_accuracy_vs_cost,
+        plot_accuracy_vs_epochs,
+        plot_accuracy_vs_hours,
+        plot_curriculum,
+    )
     from repro.results.render import result_stem
 
-    paths = []
-    keys = {c.key for c in manifest.columns}
-    if {"baseline_top1", "etpp_top1"} <= keys:
-        stem = result_stem(manifest.table, str(frame["profile"].iloc[0]))
-        paths.append(plot_accuracy_vs_cost(frame, out / f"{stem}_accuracy_vs_cost.png"))
+    keys = [c.key for c in manifest.columns]
+    stem = out / result_stem(manifest.table, str(frame["profile"].iloc[0]))
+    written = []
+    methods = [k for k in ("et_top1", "etpp_top1") if k in keys]
+    if "baseline_top1" in keys and methods:
+        if "etpp_top1" in keys and "walltime_speedup" in keys:
+            written.append(plot_accuracy_vs_cost(frame, f"{stem}_accuracy_vs_cost.png"))
+        written.append(plot_accuracy_vs_hours(frame, runs, f"{stem}_accuracy_vs_hours.png",
+                                              columns=("baseline_top1", *methods)))
+    by_method = epoch_columns(keys)
+    if "baseline" in by_method and len(by_method) == 2:
+        written.append(plot_accuracy_vs_epochs(frame, f"{stem}_accuracy_vs_epochs.png"))
+    paths = [p for p in written if p is not None]
+    if paths:
         schedules = {spec.schedule for row in manifest.rows for spec in row.runs.values() if spec.schedule}
         for name in sorted(schedules):
             paths.append(plot_curriculum(build(name), out / f"curriculum_{name}.png"))
@@ -105,7 +124,7 @@ def run_compare(args: argparse.Namespace) -> int:
         raise UserError("no manifests to compare")
     bad = 0
     for table in tables:
-        manifest, frame = _frame(table, args.profile, args.runs)
+        manifest, frame, _ = _frame(table, args.profile, args.runs)
         off = outside_tolerance(frame, args.tolerance)
         proxy = bool(frame["proxy"].any()) if "proxy" in frame else False
         print(f"table {manifest.table} ({args.profile}): {counts(frame)}; {len(off)} outside tolerance"

@@ -172,6 +172,12 @@ def schedule_of(method: str | Sequence[str]) -> str | CurriculumSpec:
     return owner.schedule if owner is not None and owner.schedule is not None else "baseline"
 
 
+def frequency_op_of(method: str | Sequence[str]) -> FrequencyOp:
+    """The operation that realises the curriculum's B for a list of methods ("none" when no method sets one)."""
+    owner = next((c for c in check_names(method) if _sets(c, "frequency_op")), None)
+    return owner.frequency_op if owner is not None and owner.frequency_op is not None else "none"
+
+
 class Methods:
     """A run's list of methods, composed: what the engine calls."""
 
@@ -192,8 +198,7 @@ class Methods:
 
     @property
     def frequency_op(self) -> FrequencyOp:
-        owner = self._owner("frequency_op")
-        return owner.frequency_op if owner is not None and owner.frequency_op is not None else "none"
+        return frequency_op_of(self.names)
 
     @property
     def selects(self) -> bool:

@@ -32,7 +32,7 @@ import os
 import random
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +40,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from repro.core.batching import scaled_lr, stage_batch_sizes
-from repro.core.budget import WarmupCosine
 from repro.core.curriculum import REFERENCE_SIZE, Curriculum, StageSizeError, build
 from repro.core.replay import ReplayBuffer
 from repro.data.datasets import build_dataset
@@ -65,6 +63,7 @@ from repro.train.config import ConfigError, TrainConfig
 from repro.train.distributed import Dist, init_distributed, process_rank
 from repro.train.log import MetricsLog
 from repro.train.model import build_model, set_input_size
+from repro.train.schedule import StagePlan, StepSchedule
 from repro.train.timing import TrainClock
 
 
@@ -79,49 +78,6 @@ class NonFiniteResult(UserError):
 # what a checkpoint must hold for this trainer to resume from it exactly
 STATE_KEYS = frozenset({"step", "position", "clock", "model", "optimizer", "scaler", "ema", "replay", "rng",
                         "metrics_lines", "input_size", "stage_switch_seconds", "methods", "selection"})
-
-
-@dataclass(frozen=True)
-class StagePlan:
-    index: int
-    resolution: int
-    start: float
-    end: float
-    batch_size: int  # global
-    peak_lr: float
-    first_step: int
-    steps: int
-
-    def fraction(self, step: int) -> float:
-        return self.start + (self.end - self.start) * (step - self.first_step) / self.steps
-
-
-def plan_stages(curriculum: Curriculum, cfg: TrainConfig, n_train: int) -> list[StagePlan]:
-    """Steps, batch size and peak LR of every stage (early large batch and eq. (2) when enabled), each rounded to
-    whole steps. A batch larger than the data set (it would hold images twice) and a stage that rounds to no step
-    (giving it one would train more than the budget, silently) are refused."""
-    if cfg.batch_size > n_train:
-        raise ConfigError("batch_size", f"the global batch of {cfg.batch_size} is larger than the data set "
-                          f"({n_train} training images); use at most {n_train}")
-    if cfg.early_large_batch:
-        sizes = stage_batch_sizes(curriculum, cfg.batch_size, max_batch=cfg.max_batch_size, multiple_of=8)
-    else:
-        sizes = [cfg.batch_size] * len(curriculum.stages)
-    exact = [stage.epochs * n_train / bs for stage, bs in zip(curriculum.stages, sizes, strict=True)]
-    short = min(range(len(exact)), key=exact.__getitem__)
-    if round(exact[short]) == 0:  # every stage's length scales with the budget: at `need` it gets half a step
-        need = math.floor(100 * cfg.epochs * 0.5 / exact[short]) / 100 + 0.01
-        b = curriculum.stages[short].resolution
-        raise ConfigError("epochs", f"{cfg.epochs:g} epochs leave stage {short + 1} (B={b}) {exact[short]:.2f} steps "
-                          f"of {sizes[short]} images ({n_train} training images); every stage needs a step: use at "
-                          f"least {need:g}, a smaller {{batch_size}} or more images")
-    plans, first = [], 0
-    for i, (stage, bs) in enumerate(zip(curriculum.stages, sizes, strict=True)):
-        steps = round(exact[i])
-        lr = scaled_lr(cfg.lr, bs, cfg.batch_size, cfg.lr_max or math.inf) if cfg.early_large_batch else cfg.lr
-        plans.append(StagePlan(i, stage.resolution, stage.start, stage.end, bs, lr, first, steps))
-        first += steps
-    return plans
 
 
 def _sample_seed(seed: int, position: int | str) -> int:
@@ -322,14 +278,15 @@ class Trainer:
         self.n_train = len(self.train_set)
 
         # plan
-        self.plan = plan_stages(self.curriculum, cfg, self.n_train)
+        schedule = StepSchedule.for_config(self.curriculum, cfg, self.n_train)
+        # a method may replace the warm-up + cosine (Table 24) by its own LR factor on the same progress axis
+        self.schedule = replace(schedule, lr_shape=self.methods.lr_schedule(cfg, schedule.lr_epochs))
+        self.plan = self.schedule.plan
         if any(p.batch_size % self.dist.world for p in self.plan):
             raise UserError(f"the global batch must be divisible by the {self.dist.world} processes")
-        self.total_steps = self.plan[-1].first_step + self.plan[-1].steps
+        self.total_steps = self.schedule.total_steps
         # each stage's first nominal sample: with sample selection progress is counted in nominal samples
         self.sample_starts = list(itertools.accumulate((p.steps * p.batch_size for p in self.plan), initial=0))
-        self.lr_schedule = self.methods.lr_schedule(cfg, self._axis_epochs()) or WarmupCosine.from_epochs(
-            1.0, cfg.warmup_epochs, self._axis_epochs(), min_lr=cfg.min_lr / cfg.lr, warmup_lr=cfg.warmup_lr / cfg.lr)
         self.cost_fn = cost_fn
 
         # model and optimisation
@@ -473,16 +430,8 @@ class Trainer:
         raise ConfigError("final_size", f"{self.cfg.model} cannot take B={', '.join(map(str, bad))} of the "
                           f"{self.curriculum.name} curriculum at final size {final} (its patch grid); {which}")
 
-    def _axis_epochs(self) -> float:
-        """Length of the LR axis in epochs: equivalent epochs (compute axis) or real epochs (epoch axis), of the
-        whole LR schedule when the curriculum is the beginning of a longer one (``lr_horizon``, Algorithm 2)."""
-        return self.curriculum.lr_epochs
-
     def stage_of(self, step: float) -> StagePlan:
-        for plan in self.plan:
-            if step < plan.first_step + plan.steps:
-                return plan
-        return self.plan[-1]
+        return self.schedule.stage_of(step)
 
     def nominal_step(self, position: int | None = None) -> float:
         """Where training stands on the plan: the step itself, or with sample selection the plan's step at the
@@ -498,16 +447,6 @@ class Trainer:
             if samples < start + plan.steps * plan.batch_size:
                 return plan.first_step + (samples - start) / plan.batch_size
         return float(self.total_steps) + (samples - self.sample_starts[-1]) / self.plan[-1].batch_size
-
-    def _lr(self, stage: StagePlan, step: float) -> float:
-        return stage.peak_lr * self.lr_schedule(self.curriculum.lr_progress(stage.fraction(step)))
-
-    def _magnitude(self, fraction: float) -> float:
-        """RandAug m applied at a point of the curriculum: it rises to the final m with the curriculum (Tables 5, 6;
-        ``randaug_magnitude`` rescales the paper's 9), or stays at the final m (Table 19 (a), no Linear RandAug)."""
-        if not self.cfg.linear_randaug:
-            return self.cfg.randaug_magnitude
-        return self.curriculum.magnitude_at(fraction) * self.cfg.randaug_magnitude / 9.0
 
     def _select_epoch(self) -> SelectedEpoch:
         """The current epoch's samples, asked of the selecting method when the epoch begins (kept in the
@@ -543,12 +482,12 @@ class Trainer:
 
             def magnitude(step: int) -> float:
                 nominal = self.nominal_step(base_position + (step - first) * stage.batch_size)
-                return self._magnitude(stage.fraction(nominal))
+                return self.schedule.magnitude_at(stage.fraction(nominal))
         else:
             stream = Stream(self.n_train, self.cfg.seed)
 
             def magnitude(step: int) -> float:
-                return self._magnitude(stage.fraction(step))
+                return self.schedule.magnitude_at(stage.fraction(step))
         sampler = KeySampler(stream, position=self.position,
                              first_step=start_step + pending, end_step=end_step,
                              batch_size=stage.batch_size, resolution=stage.resolution, n_replay=self.cfg.n_replay,
@@ -800,7 +739,7 @@ class Trainer:
                     (x, y), fresh = self.replay.next(batches.__next__)
                     if fresh:
                         self.position += stage.batch_size
-                    lr = self._lr(stage, nominal)
+                    lr = self.schedule.lr_at(nominal, stage)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr * group.get("lr_scale", 1.0)
                     loss = self._train_step(x, y, criterion, stage, position)
@@ -813,7 +752,7 @@ class Trainer:
                     dt = time.perf_counter() - t_log
                     self.log.write({"kind": "train", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
                                     "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
-                                    "magnitude": self._magnitude(f_prev), "lr": lr, "loss": loss,
+                                    "magnitude": self.schedule.magnitude_at(f_prev), "lr": lr, "loss": loss,
                                     "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
                                     "wall_time_s": self.clock.wall_s, "cpu_time_s": self.clock.cpu_s},
                                    progress=(min(round(now), self.total_steps), self.total_steps))
