@@ -27,8 +27,8 @@ def test_full_pretrainings_follow_maes_recipe_with_hog_targets() -> None:
         # MAE Table 8: AdamW (0.9, 0.95), 1.5e-4 x 4096 / 256, wd 0.05, 40 warm-up epochs, crops of 20-100 %
         assert (cfg.opt, cfg.opt_betas, cfg.lr, cfg.weight_decay, cfg.batch_size) == (
             "adamw", (0.9, 0.95), pytest.approx(1.5e-4 * 4096 / 256), 0.05, 4096)
-        assert (cfg.warmup_epochs, cfg.crop_scale, cfg.randaug, cfg.mixup, cfg.cutmix, cfg.reprob) == (
-            40, (0.2, 1.0), False, 0.0, 0.0, 0.0)
+        assert (cfg.warmup_epochs, cfg.crop_scale, cfg.augment, cfg.mixup, cfg.cutmix, cfg.reprob) == (
+            40, (0.2, 1.0), "none", 0.0, 0.0, 0.0)
     assert runs["MAE 400-epoch + HOG", "baseline"] == runs["MAE 1600-epoch + HOG", "pretrain"]  # trained once
 
 
@@ -72,7 +72,7 @@ def test_a_finetuning_starts_from_the_pretrained_encoder_with_a_new_small_head(t
     train(TrainConfig(**{**MAE, "epochs": 0.5, "warmup_epochs": 0.1, "method": "baseline"}), tmp_path / "pre")
     state = torch.load(sorted((tmp_path / "pre").glob("checkpoint-*.pt"))[-1], weights_only=True)
     encoder = encoder_weights(state["model"])
-    ft = TrainConfig(**{k: v for k, v in MAE.items() if k not in ("mae", "randaug")}, init_from=str(tmp_path / "pre"),
+    ft = TrainConfig(**{k: v for k, v in MAE.items() if k not in ("mae", "augment")}, init_from=str(tmp_path / "pre"),
                      layer_decay=0.65, head_init_scale=0.001)
     model = Trainer(ft, tmp_path / "ft").model
     own = model.state_dict()

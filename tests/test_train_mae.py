@@ -13,7 +13,7 @@ from repro.train.engine import Trainer, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 # a loader worker: its start-up draws from the global RNG, so masks drawn from it would not survive a resume
-MAE = dict(TINY, mae={"decoder": {"dim": 16, "depth": 1, "heads": 2}}, mixup=0.0, cutmix=0.0, randaug=False,
+MAE = dict(TINY, mae={"decoder": {"dim": 16, "depth": 1, "heads": 2}}, mixup=0.0, cutmix=0.0, augment="none",
            method="efficienttrain++", epochs=2, workers=1)
 
 

@@ -51,7 +51,7 @@ class RunSpec(_Strict):
 
     task: Task = "in1k"
     model: str
-    method: str
+    method: str | list[str]  # a method or a list of them (repro.methods)
     schedule: str | None = None
     epochs: float | None = Field(default=None, gt=0)
     final_size: int | None = Field(default=None, gt=0)
@@ -329,7 +329,6 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "lfc_epochs": "Tables 3, 4: first and last epoch of low-frequency cropping",
     "randaug_magnitude_early": "Table 4: RandAug m early in training",
     "early_epochs": "Table 4: first and last epoch of the early m",
-    "augregs": "Table 11: false trains without augmentation and regularisation",
     "detector": "Table 17: the COCO detector",
     "segmentor": "Table 18: the ADE20K segmentor",
     "b_schedule": "Table 19 (c): the shape of the B schedule",
@@ -344,7 +343,7 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
     """One run names a task with a base config, a known model, method and schedule; its overrides are settings of
     the right types. ``bases`` caches the base configs by task."""
     from repro.core.curriculum import get_spec
-    from repro.methods import METHODS, NOT_IMPLEMENTED
+    from repro.methods import check_names
     from repro.models import TABLE7, entry
 
     def where(field: str) -> str:
@@ -364,10 +363,10 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
             raise UserError(f"{where('model')}: unknown model {spec.model!r}{_close(spec.model, names)}; use a "
                             f"Table 7 model (repro cost table7), one of experiments/base/{spec.task}.yaml's models "
                             "or a timm name") from None
-    if spec.method not in METHODS and spec.method not in NOT_IMPLEMENTED:
-        raise UserError(f"{where('method')}: unknown method {spec.method!r}"
-                        f"{_close(spec.method, [*METHODS, *NOT_IMPLEMENTED])}; implemented: {', '.join(METHODS)} "
-                        f"(the paper's others: repro.methods.NOT_IMPLEMENTED)")
+    try:
+        check_names(spec.method, allow_not_implemented=True)
+    except UserError as err:
+        raise UserError(f"{where('method')}: {err} (the paper's others: repro.methods.NOT_IMPLEMENTED)") from None
     if spec.schedule is not None:
         try:
             get_spec(spec.schedule)

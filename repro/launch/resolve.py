@@ -36,6 +36,7 @@ from typing import Any
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
 from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
+from repro.methods import label as method_label
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def _cell_id(spec: RunSpec, config: dict[str, Any]) -> str:
     the default (IN-1K) one, so that a pre-training and its fine-tunings are told apart in ``runs/``. The model is
     the one trained (a proxy may stand in for several, which then share one run)."""
     task = "" if spec.task == RunSpec.model_fields["task"].default else f"{_slug(spec.task)}-"
-    return f"{task}{_slug(config['model'])}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
+    return f"{task}{_slug(config['model'])}-{_slug(method_label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
 
 
 def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
