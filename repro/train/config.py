@@ -89,12 +89,15 @@ class TrainConfig(BaseModel):
     reprob: float = Field(default=0.25, ge=0, le=1)
     randaug_magnitude: float = Field(default=9.0, ge=0)  # the final m (m rises 0 -> 9 in ET/ET++)
     randaug_std: float = Field(default=0.5, ge=0)
-    # DeiT III's recipe (its Sec. 3): 3-Augment instead of RandAug, simple random crop, binary cross-entropy
+    # DeiT III's recipe (its Sec. 3): 3-Augment instead of RandAug, simple random crop, binary cross-entropy;
+    # none: crops and flips only (MAE's pre-training)
     augment: Literal["randaug", "3augment", "none"] = "randaug"
     crop: Literal["random-resized", "simple"] = "random-resized"
     loss: Literal["ce", "bce"] = "ce"
     # Table 11's rows without 'AugRegs': no RandAug, Mixup, CutMix, label smoothing, random erasing, drop path
     augregs: bool = True
+    # Budgeted ViT (ICLR'23): the run's cost in epochs of the full model (its epochs train smaller sub-networks)
+    budget_epochs: float | None = Field(default=None, gt=0)
     # ablations (Table 19): RandAug m fixed at randaug_magnitude instead of rising with the curriculum (a), and
     # another operation than the method's to reach B (b): crop (ET), downsample (ET++), bicubic (plain resize)
     linear_randaug: bool = True

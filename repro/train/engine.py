@@ -273,9 +273,9 @@ def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
-        self.methods = Methods(cfg)
-        settings = self.methods.settings(cfg)  # the methods' recipes: the effective config is the run's
+        settings = Methods(cfg).settings(cfg)  # the methods' recipes: the effective config is the run's
         cfg = TrainConfig.model_validate({**cfg.model_dump(), **settings}) if settings else cfg
+        self.methods = Methods(cfg)
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
@@ -294,9 +294,6 @@ class Trainer:
             if cfg.model_ema:
                 raise ConfigError("model_ema", "MAE pre-training keeps no EMA of the weights (MAE's recipe); "
                                   "turn it off")
-            if self.methods.wants_losses or self.methods.selects:
-                raise ConfigError("method", f"{self.methods.label} weighs or selects samples by their loss; MAE "
-                                  "pre-training has one loss per batch: use baseline, efficienttrain(++)")
         self.curriculum = self._curriculum(cfg.final_size, cost_fn)
 
         # data
@@ -891,8 +888,8 @@ class Trainer:
             with sync:
                 with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                     enabled=self.autocast_dtype is not None):
-                    if masks is not None:  # MAE: the model's own loss (Sec. 6.2), labels unused; a chunk mean
-                        losses = self.ddp_model(x[a:b], generator=masks).float() * (b - a)
+                    if masks is not None:  # MAE: the model's own (mean) loss (Sec. 6.2), labels unused
+                        losses = self.ddp_model(x[a:b], generator=masks).float().expand(b - a)
                     else:
                         losses = criterion(self.ddp_model(x[a:b]), y[a:b]).float()
                 if indices is not None:
