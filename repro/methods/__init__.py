@@ -109,9 +109,6 @@ def register(cls: type[Method]) -> type[Method]:
 
 # The other methods the paper's tables report, not implemented yet. Name -> where the paper reports it.
 NOT_IMPLEMENTED: dict[str, str] = {
-    "lowpass-curriculum": "Table 2: low-pass filtering curricula",
-    "lfc-curriculum": "Tables 3, 4: low-frequency cropping curricula",
-    "randaug-curriculum": "Table 4: weaker RandAug early in training",
     "smoothing-curriculum": "Table 11: Curriculum by Smoothing (NeurIPS'20)",
     "self-paced-learning": "Table 11: Self-paced Learning (NeurIPS'10)",
     "minimax-curriculum": "Table 11: Minimax Curriculum (ICLR'18)",
@@ -264,10 +261,11 @@ from repro.methods import (  # noqa: E402
     efficienttrain,
     efficienttrain_pp,
     fixres,
+    frequency_studies,
     infobatch,
     progressive_learning,
 )
 
 __all__ = ["METHODS", "NOT_IMPLEMENTED", "Method", "Methods", "check_names", "label", "register", "schedule_of",
            "autoprog", "baseline", "budgeted_training", "budgeted_vit", "deit3", "efficienttrain",
-           "efficienttrain_pp", "fixres", "infobatch", "progressive_learning"]
+           "efficienttrain_pp", "fixres", "frequency_studies", "infobatch", "progressive_learning"]
