@@ -86,7 +86,8 @@ def test_claims_report_from_runs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "holds             etpp-matches-baseline" in printed
     assert "not run           same-cost-etpp-beats-baseline" in printed
-    assert "not runnable yet  etpp-mae-pretraining-is-lossless" in printed
+    assert "not run           etpp-mae-pretraining-is-lossless" in printed  # MAE runs (tasks mae, mae_finetune)
+    assert "not runnable yet  etpp-backbones-detect" in printed
     text = out.read_text()
     assert "| ResNet-50 | etpp_top1 - baseline_top1 >= -0.3 | etpp_top1 80.60 ± 0.10 (3); baseline_top1 80.10 ± " \
            "0.10 (3) | 0.50 ± 0.08 | holds |" in text
