@@ -37,7 +37,7 @@ def test_etpp_mae_resumes_bit_identically_and_finishes_on_its_reconstruction_los
     assert info.state == "finished" and info.summary["val_loss"] == reference["val_loss"]
 
 
-@pytest.mark.parametrize("setting", [{"mixup": 0.8}, {"cutmix": 1.0}, {"model_ema": True}])
+@pytest.mark.parametrize("setting", [{"mixup": 0.8}, {"cutmix": 1.0}, {"model_ema": True}, {"method": "infobatch"}])
 def test_settings_without_meaning_for_mae_are_refused(tmp_path, setting):
     with pytest.raises(ConfigError, match=next(iter(setting))):
         Trainer(TrainConfig(**{**MAE, **setting}), tmp_path / "run")

@@ -253,6 +253,9 @@ class Trainer:
             if cfg.model_ema:
                 raise ConfigError("model_ema", "MAE pre-training keeps no EMA of the weights (MAE's recipe); "
                                   "turn it off")
+            if self.methods.wants_losses or self.methods.selects:  # MAE's loss is one value per batch
+                raise ConfigError("method", f"{self.methods.label} weighs or selects samples by their losses; MAE "
+                                  "pre-training has one reconstruction loss per batch, not one per sample")
         self.curriculum = self._curriculum(cfg.final_size, cost_fn)
 
         # data
