@@ -24,11 +24,10 @@ FINETUNE_EPOCHS = 1.0
 FINETUNE_LR_PER_256 = 1e-3
 
 
-def finetune(trainer: Any, size: int, epochs: float, lr: float, *, head_and_norms: bool, seed_offset: int) -> None:
-    """Fine-tune ``trainer``'s model at ``size`` for ``epochs`` epochs of the training set (SGD, momentum 0.9,
-    constant ``lr``), counted in the run's wall time; only the classifier and normalisation layers if
-    ``head_and_norms`` (FixRes), else all parameters (DeiT III's fine-tuning at 224^2). The order of the samples
-    is drawn from the run's seed: a resumed run fine-tunes exactly as an uninterrupted one."""
+def finetune(trainer: Any, size: int, epochs: float, lr: float) -> None:
+    """Fine-tune the classifier and normalisation layers of ``trainer``'s model at ``size`` for ``epochs`` epochs
+    of the training set (SGD, momentum 0.9, constant ``lr``), counted in the run's wall time. The order of the
+    samples is drawn from the run's seed: a resumed run fine-tunes exactly as an uninterrupted one."""
     import torch
 
     from repro.data.transforms import EvalDataset, eval_transform
@@ -45,7 +44,7 @@ def finetune(trainer: Any, size: int, epochs: float, lr: float, *, head_and_norm
     trainable: list[torch.nn.Parameter] = []
     for module in model.modules():
         own = list(module.parameters(recurse=False))
-        if not head_and_norms or isinstance(module, norms) or (classifier is not None and any(
+        if isinstance(module, norms) or (classifier is not None and any(
                 p is q for p in own for q in classifier.parameters())):
             trainable += own
     chosen = {id(p) for p in trainable}
@@ -54,7 +53,7 @@ def finetune(trainer: Any, size: int, epochs: float, lr: float, *, head_and_norm
     optimizer = torch.optim.SGD(trainable, lr=lr, momentum=0.9)
     train_base = trainer.train_set.base
     data = EvalDataset(train_base, eval_transform(size, *trainer._norm, trainer._crop_pct))
-    g = torch.Generator().manual_seed(trainer.cfg.seed + seed_offset)
+    g = torch.Generator().manual_seed(trainer.cfg.seed + 19)  # another order than the training stream's
     n = int(epochs * len(data))
     order = torch.cat([torch.randperm(len(data), generator=g) for _ in range(-(-n // len(data)))])[:n]
     bs = min(trainer.cfg.batch_size, n) // trainer.dist.world
@@ -85,5 +84,4 @@ class FixRes(Method):
 
     def final_phase(self, trainer: Any) -> None:
         size = round(trainer.cfg.final_size * TEST_SCALE)
-        finetune(trainer, size, FINETUNE_EPOCHS, FINETUNE_LR_PER_256 * trainer.cfg.batch_size / 256,
-                 head_and_norms=True, seed_offset=19)
+        finetune(trainer, size, FINETUNE_EPOCHS, FINETUNE_LR_PER_256 * trainer.cfg.batch_size / 256)
