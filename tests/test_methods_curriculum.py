@@ -204,3 +204,11 @@ def test_label_similarity_targets_spread_over_similar_classes_then_one_hot(tmp_p
     assert torch.equal(trainer.methods.targets(trainer, y), y)  # one-hot (class indices) from ANNEAL on
     with pytest.raises(UserError, match="smoothing"):
         Trainer(cfg(method="label-similarity-curriculum", augregs=True, epochs=2), tmp_path / "s")
+
+
+def test_scoring_refuses_a_model_without_timm_heads():
+    method = spl.SelfPacedLearning(TrainConfig(model="m"))
+    trainer = types.SimpleNamespace(model=torch.nn.Linear(4, 2), device=torch.device("cpu"), dist=None,
+                                    cfg=types.SimpleNamespace(model="mlp"))
+    with pytest.raises(UserError, match="forward_head"):
+        method.score(trainer)

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from repro.errors import UserError
 from repro.methods import Method
 
 if TYPE_CHECKING:  # torch is imported where it is used: name look-ups stay light
@@ -59,6 +60,9 @@ class ScoringMethod(Method):
         from repro.train.timing import children_cpu_seconds
 
         model, device, dist = trainer.model, trainer.device, trainer.dist
+        if not hasattr(model, "forward_head") or not hasattr(model, "get_classifier"):
+            raise UserError(f"{self.name} scores the training set with the model's pre-logit features; "
+                            f"{trainer.cfg.model} lacks timm's forward_head / get_classifier: use a timm model")
         size = trainer.stage_of(trainer.nominal_step()).resolution
         data = EvalDataset(trainer.train_set.base, eval_transform(size, *trainer._norm, trainer._crop_pct))
         n = len(data)
