@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-import toy_runner
+import toy_task
 
 from repro.cli import main
 from repro.errors import UserError
@@ -13,13 +13,14 @@ from repro.launch import local
 from repro.launch.manifest import load_manifest, manifest_path
 from repro.launch.resolve import resolve
 from repro.launch.rundir import RunDir, write_json_atomic
+from repro.tasks import REGISTRY, task_for
 
 
 @pytest.fixture
 def toy(monkeypatch):
-    monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
-    toy_runner.CALLS.clear()
-    return toy_runner.CALLS
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    toy_task.CALLS.clear()
+    return toy_task.CALLS
 
 
 def test_run_then_rerun_is_idempotent(toy, tmp_path, capsys):
@@ -69,14 +70,14 @@ def test_setup_error_stops_the_table_with_one_line(toy, tmp_path, capsys):
 
 def test_missing_runner_is_reported_by_name(monkeypatch, tmp_path, capsys):
     """What can run, runs; what cannot is named with the reason, and the exit status says so (3, not 0)."""
-    monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
-    monkeypatch.setattr(toy_runner, "SUPPORTED_METHODS", {"baseline"})
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    monkeypatch.setattr(toy_task, "SUPPORTED_METHODS", {"baseline"})
     assert main(["run", "7", "--only", "ResNet-50", "--runs", str(tmp_path)]) == 3
     captured = capsys.readouterr()
     assert "no runner for method 'efficienttrain++' yet" in captured.out and "1 finished, 1 no-runner" in captured.out
-    assert captured.err == "repro run: 1 of 2 runs could not start (see the 'no-run' lines)\n"
+    assert captured.err == "repro run: 1 of 2 runs could not start (see the 'no-run' and 'blocked' lines)\n"
     assert len(list(tmp_path.glob("*/summary.json"))) == 1  # the runnable one finished
-    monkeypatch.delitem(local.RUNNERS, "in1k")
+    monkeypatch.delitem(REGISTRY, "in1k")
     runs = resolve(load_manifest(manifest_path(7)), "smoke", ["ResNet-50"])
     outcomes = local.run_locally(runs, tmp_path / "other", log=lambda _: None)
     assert [o.detail for o in outcomes] == ["no runner for task 'in1k' yet"] * 2
@@ -117,7 +118,7 @@ def test_readme_lists_what_runs_today():
     for path in all_manifests():
         manifest = load_manifest(path)
         runs = {r.run_id: r for r in resolve(manifest, "smoke")}
-        runnable = sum(local.runner_for(r.config)[0] is not None for r in runs.values())
+        runnable = sum(task_for(r.config)[0] is not None for r in runs.values())
         actual[manifest.table] = (runnable, len(runs))
     assert listed == actual
 

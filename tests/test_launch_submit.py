@@ -5,16 +5,17 @@ from __future__ import annotations
 import json
 
 import pytest
-import toy_runner
+import toy_task
 
 from repro.cli import main
+from repro.tasks import REGISTRY
 
 
 @pytest.fixture
 def toy(monkeypatch):
-    monkeypatch.setenv("REPRO_RUNNERS", "in1k=toy_runner:run")
-    toy_runner.CALLS.clear()
-    return toy_runner.CALLS
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    toy_task.CALLS.clear()
+    return toy_task.CALLS
 
 
 def test_full_dry_run_prints_a_plan(tmp_path, capsys):
@@ -28,11 +29,14 @@ def test_full_dry_run_prints_a_plan(tmp_path, capsys):
 
 
 def test_runs_without_a_runner_are_named_not_submitted(tmp_path, capsys):
-    """Table 12's IN-22K runs have no runner yet: a job for them would only fail, so none is planned."""
+    """Table 12 at full size: CSWin-Large has no implementation, so its 4 pre-trainings and 8 fine-tunings are
+    named, not planned (a job would only fail); the fine-tunings of the others wait for their pre-training."""
     assert main(["submit", "12", "--profile", "full", "--dry-run", "--runs", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert out.count("no runner for task 'in22k' yet") == 14
-    assert "0 runs, would submit 0 as one array (14 more have no runner)" in out
+    assert out.count("no implementation of model 'CSWin-Large'") == 12
+    assert ("30 runs, would submit 30 as one array (12 more have no runner), 20 of them after the run they start "
+            "from (afterok)") in out
+    assert out.count("to submit after in22k-convnext-base-") == 6  # ConvNeXt-B's 3 pre-trainings x 224^2, 384^2
 
 
 def test_overrides_reach_the_sbatch_script(tmp_path, capsys):

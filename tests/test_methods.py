@@ -43,7 +43,6 @@ def test_lists_compose_and_name_themselves_as_the_paper() -> None:
 @pytest.mark.parametrize(("method", "message"), [
     (["efficienttrain++", "progressive-learning"], "efficienttrain\\+\\+ and progressive-learning both set the "
                                                    "curriculum"),
-    (["fixres", "deit-iii"], "both set the phase after training"),
     (["infobatch", "infobatch"], "names a method twice"),
     (["infobatch", "infobatc"], "unknown method 'infobatc' \\(did you mean 'infobatch'"),
     ("autoprog", "'autoprog' \\(Table 11: AutoProgressive Learning \\(CVPR'22\\)\\) is not implemented yet"),
@@ -51,6 +50,21 @@ def test_lists_compose_and_name_themselves_as_the_paper() -> None:
 def test_bad_lists_are_one_line(method: str | list[str], message: str) -> None:
     with pytest.raises(UserError, match=message):
         check_names(method)
+
+
+def test_two_final_phases_conflict(monkeypatch) -> None:
+    import repro.methods as methods
+
+    class Other(methods.Method):
+        name, paper = "other-phase", "a second fine-tuning phase"
+
+        def final_phase(self, trainer) -> None:  # noqa: ANN001
+            return None
+
+    monkeypatch.setitem(methods.METHODS, Other.name, Other)
+    with pytest.raises(UserError, match="fixres and other-phase both set the phase after training"):
+        check_names(["fixres", "other-phase"])
+    assert [c.name for c in check_names(["other-phase", "infobatch"])] == ["other-phase", "infobatch"]
 
 
 def test_manifests_may_name_methods_not_implemented_yet() -> None:

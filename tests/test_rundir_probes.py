@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import timm
 import torch
-import toy_runner
+import toy_task
 
 from repro.cli import main
 from repro.launch import job as job_mod
@@ -30,6 +30,7 @@ from repro.launch.manifest import load_manifest, manifest_path
 from repro.launch.resolve import resolve
 from repro.launch.rundir import LOCK_FILE, RunDir, RunDirBusy, RunLock, atomic_write, write_json_atomic
 from repro.results.collect import collect_runs, read_run, reproduce
+from repro.tasks import REGISTRY
 from repro.train import checkpoint as ckpt
 from repro.train.config import TrainConfig
 from repro.train.engine import NonFiniteResult, Trainer, train
@@ -315,9 +316,9 @@ def test_every_view_of_a_run_directory_agrees(case, tmp_path, recwarn):
 @pytest.fixture
 def table7_dirs(tmp_path, monkeypatch):
     """One Table 7 run directory per case above (ResNet-50 baseline: finished), the toy runner registered."""
-    monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
-    toy_runner.CALLS.clear()
-    runs = [r for r in resolve(load_manifest(manifest_path(7)), "smoke")  # toy_runner fails these on purpose
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    toy_task.CALLS.clear()
+    runs = [r for r in resolve(load_manifest(manifest_path(7)), "smoke")  # toy_task fails these on purpose
             if r.config["model"] not in ("DeiT-Tiny", "CSWin-Tiny", "Swin-Tiny")]
     by_case = dict(zip(RUNDIR_CASES, dict.fromkeys(r.run_id for r in runs), strict=False))
     root = tmp_path / "runs"
@@ -356,7 +357,7 @@ def test_repro_run_retrains_bad_summaries_and_reports_what_it_cannot(table7_dirs
     root, by_case, runs = table7_dirs
     outcomes = {o.run.run_id: o for o in local.run_locally(runs, root, log=print)}
     out = capsys.readouterr().out
-    trained = {name for name, _ in toy_runner.CALLS}
+    trained = {name for name, _ in toy_task.CALLS}
     for case, run_id in by_case.items():
         _, state, blocked, detail = RUNDIR_CASES[case]
         if state == "finished":
@@ -433,8 +434,8 @@ def test_slurm_job_takes_the_same_lock(held):
 
 def test_repro_run_skips_a_held_run_with_the_holder(held, monkeypatch, capsys):
     d, proc = held
-    monkeypatch.setitem(local.RUNNERS, "in1k", "toy_runner:run")
-    toy_runner.CALLS.clear()
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    toy_task.CALLS.clear()
     runs = resolve(load_manifest(manifest_path(7)), "smoke", ["ResNet-50"])
     root = d.parent / "runs"
     root.mkdir()
@@ -471,7 +472,7 @@ def test_without_flock_the_record_is_the_lock(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_two_repro_run_on_one_runs_directory_train_each_run_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "REPRO_RUNNERS": "in1k=toy_runner:run", "TOY_RUNNER_SLEEP": "1.5"}
+           "REPRO_TASK_MODULES": "toy_plugin", "TOY_RUNNER_SLEEP": "1.5"}
     cmd = [sys.executable, "-m", "repro.cli", "run", "7", "--only", "ResNet-50", "PVT-Tiny", "--runs",
            str(tmp_path / "runs")]
     first = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True, cwd=REPO)

@@ -30,10 +30,11 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from repro.errors import UserError
-    from repro.launch.local import run_locally, runner_for
+    from repro.launch.local import run_locally
     from repro.results.claims import CLAIMS_FILE, ClaimsFile, evaluate, load_claims, needed_runs, to_markdown
     from repro.results.collect import collect_runs
     from repro.results.costs import cost_lookup
+    from repro.tasks import task_for
 
     claims = load_claims(args.file or CLAIMS_FILE)
     if args.only:
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         todo = []
         for claim in claims.claims:
             runs = needed_runs(claim, claims.profile)
-            if all(runner_for(r.config)[0] is not None for r in runs):
+            if all(task_for(r.config)[0] is not None for r in runs):
                 todo += runs
         outcomes = run_locally(todo, args.runs)
         failed = [o for o in outcomes if o.status == "failed"]
@@ -59,6 +60,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: {w.message}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(to_markdown(claims, verdicts))
+    if args.train:  # the profile's tables the claims drew on, with every seed
+        from repro.commands.table import write_results
+
+        for table in sorted({v.claim.table for v in verdicts if v.checks}):
+            write_results(str(table), claims.profile, args.runs, args.out.parent)
     for v in verdicts:
         print(f"{v.verdict:<17} {v.claim.id}" + (f"  ({v.detail})" if v.detail else ""))
     print(f"wrote {args.out}")

@@ -10,7 +10,8 @@ from typing import Any
 from repro.launch.manifest import PROFILE_NAMES
 
 # Exit statuses beyond the CLI's 2 (bad input): a run failed, or a run could not start (no runner for its task
-# or method, or a setting the runner refuses) while every run that started finished.
+# or method, a setting the runner refuses, or an upstream run that did not finish) while every run that started
+# finished.
 EXIT_FAILED = 1
 EXIT_NOT_STARTED = 3
 
@@ -22,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
         description="Resolve a manifest's cells into runs (one directory per distinct config under --runs), "
         "skip finished runs, resume unfinished ones and run the rest in this process.",
         epilog=f"Exit status: 0 every run finished; {EXIT_FAILED} a run failed; {EXIT_NOT_STARTED} a run could not "
-        "start (its 'no-run' line says why); 2 bad input.",
+        "start (its 'no-run' or 'blocked' line says why); 2 bad input.",
     )
     p.add_argument("manifest", help="experiments/tableNN.yaml or a table number")
     p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
@@ -43,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
     outcomes = run_locally(runs, args.runs)
     counts = Counter(o.status for o in outcomes)
     print(f"table {manifest.table} ({args.profile}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    not_started = counts.get("no-runner", 0)
-    if not_started:  # named with the reason on its 'no-run' line above
-        print(f"repro run: {not_started} of {len(outcomes)} runs could not start (see the 'no-run' lines)",
-              file=sys.stderr)
+    not_started = counts.get("no-runner", 0) + counts.get("blocked", 0)
+    if not_started:  # named with the reason on its 'no-run' / 'blocked' line above
+        print(f"repro run: {not_started} of {len(outcomes)} runs could not start (see the 'no-run' and 'blocked' "
+              "lines)", file=sys.stderr)
     if counts.get("failed"):
         return EXIT_FAILED
     return EXIT_NOT_STARTED if not_started else 0

@@ -112,20 +112,25 @@ def run_submit(args: argparse.Namespace) -> int:
         executor = make_executor(cluster, folder, job_name=f"table{manifest.table:02d}-{args.profile}")
     else:
         executor = None
-    outcome = submit_runs(executor, dirs, TRAIN_FN, dry_run=args.dry_run)
+    links = {root / r.run_id: root / r.upstream for r in runs if r.upstream is not None}
+    outcome = submit_runs(executor, dirs, TRAIN_FN, dry_run=args.dry_run, upstream=links)
     todo = [(d, st) for d, st, job in outcome if (job is not None) or (args.dry_run and st.needs_submission)]
     gpus = cluster.nodes * max(cluster.gpus_per_node, 0)
     hours = cluster.time / 60
     verb = "would submit" if args.dry_run else "submitted"
     print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(outcome)} runs, "
-          f"{verb} {len(todo)} as one array" + (f" ({without_runner} more have no runner)" if without_runner else ""))
+          f"{verb} {len(todo)} as one array" + (f" ({without_runner} more have no runner)" if without_runner else "")
+          + (f", {sum(d in links for d, _ in todo)} of them after the run they start from (afterok)"
+             if any(d in links for d, _ in todo) else ""))
     print(f"per run: {cluster.nodes} node(s) x {cluster.gpus_per_node} GPU(s), time limit {hours:g} h; "
           f"at most {len(todo) * max(gpus, 1) * hours:g} {'GPU' if gpus else 'CPU-job'}-hours for this submission")
     jobs = {d: job for d, _, job in outcome}
     for r, (d, st, _) in zip(runs, outcome, strict=True):
         job = jobs.get(d)
-        action = (f"job {job.job_id}" if job is not None else
-                  ("to submit" if args.dry_run and st.needs_submission else f"skip ({st.state})"))
+        after = f" after {links[d].name}" if d in links else ""
+        action = (f"job {job.job_id}{after}" if job is not None else
+                  (f"to submit{after}" if args.dry_run and st.needs_submission else
+                   st.detail if st.state == "waiting" else f"skip ({st.state})"))
         epochs = r.config.get("epochs")
         method = label(r.config.get("method", ""))
         print(f"  {r.row:<16} {r.key:<9} {method:<17} epochs {epochs:<7g} {r.run_id}  {action}")
@@ -137,12 +142,12 @@ def run_submit(args: argparse.Namespace) -> int:
 
 def _with_runner(runs: list[Any]) -> list[Any]:
     """The runs a job could train; the others are named with the reason (a job for them would only fail)."""
-    from repro.launch.local import runner_for
+    from repro.tasks import task_for
 
     keep = []
     for r in runs:
-        runner, why = runner_for(r.config)
-        if runner is None:
+        task, why = task_for(r.config)
+        if task is None:
             print(f"no-run   {r.label}: {why}")
         else:
             keep.append(r)
@@ -171,20 +176,28 @@ def _wait(dirs: list[Path], poll: float) -> int:
 def run_status(args: argparse.Namespace) -> int:
     from repro.launch.job import run_statuses
     from repro.launch.rundir import RunDir
+    from repro.tasks import task_for
 
     manifest, runs = _run_dirs(args)
     root = Path(args.runs)
     dirs = [root / r.run_id for r in runs]
     statuses = run_statuses(dirs, log_lines=args.log_lines)
+    state_of = {r.run_id: st.state for r, st in zip(runs, statuses, strict=True)}
     counts: dict[str, int] = {}
     for r, d, st in zip(runs, dirs, statuses, strict=True):
-        state = st.state
+        state, detail = st.state, st.detail
         if state == "pending" and RunDir(d).state() in ("partial", "corrupt"):
             state = "partial"  # started locally (repro run) and interrupted
+        if state in ("pending", "partial"):
+            task, why = task_for(r.config)
+            if task is None:  # `repro run` / `repro submit` would not start it either
+                state, detail = "no-runner", why
+        if state in ("pending", "queued") and r.upstream is not None and state_of[r.upstream] != "finished":
+            detail = f"waiting for {r.upstream}" + (f" ({detail})" if detail else "")
         counts[state] = counts.get(state, 0) + 1
         extra = f" job {st.job_id}" if st.job_id else ""
         extra += f" [{st.scheduler_state}]" if st.scheduler_state else ""
-        extra += f": {st.detail}" if st.detail else ""
+        extra += f": {detail}" if detail else ""
         print(f"{state:<10} {r.row} / {r.key} {r.run_id}{extra}")
         if state == "failed" and st.log_tail:
             print("           " + st.log_tail.replace("\n", "\n           "))

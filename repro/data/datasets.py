@@ -3,7 +3,8 @@
 * ``fashion-mnist`` -- the embedded default proxy: the IDX files of the Debian package ``dataset-fashion-mnist``
   (``/usr/share/datasets/fashion-mnist``), or ``$REPRO_DATA/fashion-mnist``, or torchvision's download when
   ``download=True`` and the network allows. 60k train / 10k test 28x28 gray images, returned as RGB.
-* ``folder`` (and ``imagenet-1k``, ``imagenet-22k``, transfer sets) -- ImageNet-style ``train/`` and ``val/``
+* ``imagenet-22k``, ``cifar-10``, ``cifar-100``, ``digits`` -- their own layouts (``repro.data.readers``);
+* ``folder`` (and ``imagenet-1k``, Flowers-102, Stanford Dogs, ...) -- ImageNet-style ``train/`` and ``val/``
   folders with one sub-folder per class; the root comes from the argument, ``$REPRO_DATA_<NAME>`` or
   ``$REPRO_DATA/<name>``.
 """
@@ -62,7 +63,7 @@ def _find_idx(directory: Path, stem: str) -> Path | None:
 
 @dataclass
 class ArrayDataset:
-    """In-memory uint8 images (N, H, W) with labels; items are (RGB PIL image, label)."""
+    """In-memory uint8 images, gray (N, H, W) or RGB (N, H, W, 3), with labels; items are (RGB PIL image, label)."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -72,7 +73,7 @@ class ArrayDataset:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(self.images[index], mode="L").convert("RGB"), int(self.labels[index])
+        return Image.fromarray(self.images[index]).convert("RGB"), int(self.labels[index])
 
 
 def fashion_mnist(split: str, root: str | Path | None = None, download: bool = False) -> ArrayDataset:
@@ -97,20 +98,10 @@ def fashion_mnist(split: str, root: str | Path | None = None, download: bool = F
 
 
 def folder_root(name: str, root: str | Path | None = None) -> Path:
-    env = f"REPRO_DATA_{name.upper().replace('-', '_')}"
-    candidates = [Path(root)] if root else []
-    if os.environ.get(env):
-        candidates.append(Path(os.environ[env]))
-    if os.environ.get("REPRO_DATA"):
-        candidates.append(Path(os.environ["REPRO_DATA"]) / name)
-    for c in candidates:
-        if (c / "train").is_dir() and (c / "val").is_dir():
-            return c
-    looked = ", ".join(str(c) for c in candidates) or "nowhere (no root given)"
-    raise UserError(
-        f"data set {name!r} not found (looked in {looked}); pass --data-dir DIR or set {env}=DIR, where DIR has "
-        "train/ and val/ with one sub-folder per class"
-    )
+    from repro.data.readers import find_root
+
+    return find_root(name, root, lambda c: (c / "train").is_dir() and (c / "val").is_dir(),
+                     "train/ and val/ with one sub-folder per class")
 
 
 def open_undecoded(path: str) -> Image.Image:
@@ -133,19 +124,23 @@ def build_dataset(name: str, split: str, root: str | Path | None = None, max_ima
                   download: bool = False, undecoded: bool = False) -> Any:
     """The named data set's split; ``max_images`` keeps a class-balanced deterministic subset (proxies).
     ``undecoded``: folder images come opened but not decoded (for the train transform's draft decoding)."""
+    from repro.data.readers import READERS
+
     if name == "fashion-mnist":
         ds: Any = fashion_mnist(split, root, download)
-        if max_images is not None and max_images < len(ds):
-            keep = _balanced_subset(ds.labels, max_images)
-            ds = ArrayDataset(ds.images[keep], ds.labels[keep], ds.num_classes)
+    elif name in READERS:
+        ds = READERS[name](split, root, undecoded)
+    else:
+        ds = image_folder(name, split, root, undecoded)
+    if max_images is None or max_images >= len(ds):
         return ds
-    ds = image_folder(name, split, root, undecoded)
-    if max_images is not None and max_images < len(ds):
-        keep = _balanced_subset(np.asarray(ds.targets), max_images)
-        subset = torch.utils.data.Subset(ds, keep.tolist())
-        subset.num_classes = ds.num_classes  # type: ignore[attr-defined]
-        return subset
-    return ds
+    if isinstance(ds, ArrayDataset):
+        keep = _balanced_subset(ds.labels, max_images)
+        return ArrayDataset(ds.images[keep], ds.labels[keep], ds.num_classes)
+    keep = _balanced_subset(np.asarray(ds.targets), max_images)
+    subset = torch.utils.data.Subset(ds, keep.tolist())
+    subset.num_classes = ds.num_classes  # type: ignore[attr-defined]
+    return subset
 
 
 def _balanced_subset(labels: np.ndarray, count: int) -> np.ndarray:

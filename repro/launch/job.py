@@ -366,8 +366,9 @@ class RunStatus:
     """Where a run stands, from its directory and the scheduler.
 
     ``state``: pending (never submitted), queued, running, preempted (requeued, waiting to restart), failed (its
-    job ended without finishing the run; ``detail`` and ``log_tail`` say why), finished, or unknown (the
-    scheduler did not answer).
+    job ended without finishing the run; ``detail`` and ``log_tail`` say why), finished, unknown (the
+    scheduler did not answer), or waiting (not submitted: the run it starts from has not finished; ``detail``
+    names it -- :func:`submit_runs`).
     """
 
     state: str
@@ -467,19 +468,76 @@ def run_statuses(run_dirs: list[Path], **policy: Any) -> list[RunStatus]:
 
 
 def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, max_attempts: int = 20, max_failures: int = 3,
-                grace_s: float = 60.0, dry_run: bool = False) -> list[tuple[Path, RunStatus, Any]]:
-    """Submit the runs that need it (:attr:`RunStatus.needs_submission`) as one job array; returns
-    ``(run_dir, status before, job or None)`` for every run. Idempotent: finished, queued and running runs, and
-    runs out of attempts, are left alone."""
-    statuses = run_statuses(run_dirs, max_attempts=max_attempts, max_failures=max_failures)
-    todo = [d for d, s in zip(run_dirs, statuses, strict=True) if s.needs_submission]
+                grace_s: float = 60.0, dry_run: bool = False,
+                upstream: dict[Path, Path] | None = None) -> list[tuple[Path, RunStatus, Any]]:
+    """Submit the runs that need it (:attr:`RunStatus.needs_submission`); returns ``(run_dir, status before, job or
+    None)`` for every run. Idempotent: finished, queued and running runs, and runs out of attempts, are left alone.
+
+    ``upstream`` maps a run to the run it starts from (a run link, ``init_from``). Runs without an unfinished
+    upstream go as one job array; a run whose upstream is submitted now, or is queued or running, goes as its own
+    job with the SLURM dependency ``afterok:<upstream job>`` (``sbatch --dependency``), so it starts only once
+    the upstream job completed, and never when it failed (SLURM then keeps it pending with reason
+    ``DependencyNeverSatisfied``; ``repro status`` reports it, ``scancel`` clears it). A run whose upstream
+    is neither finished nor on its way (pending, failed, out of attempts), or any dependent on an executor without
+    dependencies (submitit's ``local``), is not submitted: its status becomes ``waiting`` with the reason."""
+    links = upstream or {}
+    statuses = dict(zip(run_dirs, run_statuses(run_dirs, max_attempts=max_attempts, max_failures=max_failures),
+                        strict=True))
+    for up in set(links.values()) - statuses.keys():
+        statuses[up] = run_status(up, max_attempts=max_attempts, max_failures=max_failures)
+    slurm = getattr(executor, "cluster", "slurm") == "slurm"  # the dry run plans for SLURM
+    plan: dict[Path, Path | None] = {}  # run to submit -> the upstream whose job it waits for
+    held: dict[Path, RunStatus] = {}
+
+    def on_its_way(up: Path) -> bool:
+        return up in plan or statuses[up].state in {"queued", "running", "preempted"}
+
+    for d in _upstream_first(run_dirs, links):
+        st = statuses[d]
+        if not st.needs_submission:
+            continue
+        up = links.get(d)
+        if up is None or statuses[up].state == "finished":
+            plan[d] = None
+        elif slurm and on_its_way(up):
+            plan[d] = up
+        else:
+            state = "not submitted" if up in held else (
+                "to be submitted" if up in plan else statuses[up].state)
+            held[d] = RunStatus("waiting", detail=f"waiting for {up.name} ({state})")
     jobs: dict[Path, Any] = {}
-    if todo and not dry_run:
-        calls = [RunJob(d, train, max_attempts=max_attempts, max_failures=max_failures, grace_s=grace_s)
-                 for d in todo]
-        with executor.batch():
-            submitted = [executor.submit(call) for call in calls]
-        for d, job in zip(todo, submitted, strict=True):
+    if plan and not dry_run:
+        def call(d: Path) -> RunJob:
+            return RunJob(d, train, max_attempts=max_attempts, max_failures=max_failures, grace_s=grace_s)
+
+        free = [d for d, up in plan.items() if up is None]
+        if free:
+            with executor.batch():
+                submitted = [executor.submit(call(d)) for d in free]
+            jobs.update(zip(free, submitted, strict=True))
+        for d, up in plan.items():
+            if up is None:
+                continue
+            job_id = jobs[up].job_id if up in jobs else statuses[up].job_id
+            executor.update_parameters(slurm_dependency=f"afterok:{job_id}")
+            try:
+                jobs[d] = executor.submit(call(d))
+            finally:
+                executor.update_parameters(slurm_dependency=None)
+        for d, job in jobs.items():
             record_submission(d, job.job_id, folder=str(executor.folder), train=train)
-            jobs[d] = job
-    return [(d, s, jobs.get(d)) for d, s in zip(run_dirs, statuses, strict=True)]
+    return [(d, held.get(d, statuses[d]), jobs.get(d)) for d in run_dirs]
+
+
+def _upstream_first(run_dirs: list[Path], links: dict[Path, Path]) -> list[Path]:
+    order: list[Path] = []
+
+    def visit(d: Path) -> None:
+        if d not in order:
+            if d in links and links[d] in run_dirs:
+                visit(links[d])
+            order.append(d)
+
+    for d in run_dirs:
+        visit(d)
+    return order

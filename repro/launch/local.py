@@ -1,116 +1,78 @@
 """The local executor: run a manifest's pending runs one after another in this process.
 
-Each resolved run goes to the runner registered for its task (``RUNNERS``: task -> "module:function"); the
-function receives the resolved config and the run directory and must resume from whatever the directory
-holds. Finished runs are skipped, unfinished ones resumed; a run directory another process holds (its lock) is
-skipped with the holder's name, so two ``repro run`` on one runs directory share the work instead of doing it
-twice. A task or method without a runner is reported by name -- never faked. A run that fails goes to its
-``error.log`` and the others go on, except for a ``UserError`` (bad input or set-up, e.g. no data set): it stops
-the loop with its one line, since every later run would fail the same way.
+Each resolved run goes to its task (``repro.tasks``: ``task.run(config, run_dir)``), which must resume from
+whatever the directory holds. Finished runs are skipped, unfinished ones resumed; a run directory another
+process holds (its lock) is skipped with the holder's name, so two ``repro run`` on one runs directory share
+the work instead of doing it twice. A task or method without a runner is reported by name -- never faked. A
+run that fails goes to its ``error.log`` and the others go on, except for a ``UserError`` (bad input or
+set-up, e.g. no data set): it stops the loop with its one line, since every later run would fail the same way.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from repro.errors import UserError
 from repro.launch.resolve import ResolvedRun
 from repro.launch.rundir import RunDir, RunDirBusy, RunLock
-
-Runner = Callable[[dict[str, Any], Path], Any]
-
-# task -> "module:function"; a runner module may define SUPPORTED_METHODS (a set of method names) and
-# check(config) -> str (why it cannot train a config, "" if it can).
-RUNNERS: dict[str, str] = {
-    "in1k": "repro.train.runner:run",
-}
+from repro.tasks import Task, task_for
 
 
 @dataclass
 class Outcome:
     run: ResolvedRun
-    status: str  # finished | skipped | busy | no-runner | failed
+    status: str  # finished | skipped | busy | no-runner | failed | blocked (its upstream did not finish)
     detail: str = ""
-
-
-def _registry() -> dict[str, str]:
-    """RUNNERS, with ``REPRO_RUNNERS="task=module:function,..."`` on top (for tests and site-specific runners;
-    an environment variable reaches cluster jobs, a monkeypatch would not)."""
-    registry = dict(RUNNERS)
-    for item in filter(None, os.environ.get("REPRO_RUNNERS", "").split(",")):
-        task, sep, target = item.partition("=")
-        if sep and ":" in target:
-            registry[task.strip()] = target.strip()
-    return registry
-
-
-def runner_for(config: dict[str, Any]) -> tuple[Runner | None, str]:
-    """The runner for a resolved config, or None and why not."""
-    task, method = config.get("task"), config.get("method")
-    target = _registry().get(str(task))
-    if target is None:
-        return None, f"no runner for task {task!r} yet"
-    module_name, _, func_name = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        return None, f"no runner for task {task!r} yet ({err})"
-    supported = getattr(module, "SUPPORTED_METHODS", None)
-    if supported is not None and method not in supported:
-        return None, f"no runner for method {method!r} yet (supported: {', '.join(sorted(supported))})"
-    check = getattr(module, "check", None)
-    problem = check(config) if check is not None else ""
-    if problem:
-        return None, problem
-    return getattr(module, func_name), ""
 
 
 def run_locally(
     runs: list[ResolvedRun], root: str | Path = "runs", log: Callable[[str], None] = print
 ) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    seen: set[str] = set()
+    done: dict[str, Outcome] = {}  # run id -> its outcome; resolve lists a run's upstream before it
     for run in runs:
-        if run.run_id in seen:  # the same run asked for twice (shared baselines)
+        if run.run_id in done:  # the same run asked for twice (shared baselines)
             continue
-        seen.add(run.run_id)
-        rundir = RunDir(Path(root) / run.run_id)
-        label = run.label
-        info = rundir.info()
-        if info.state == "finished":
-            outcomes.append(Outcome(run, "skipped", "finished earlier"))
-            log(f"skip     {label}: finished earlier")
-            continue
-        if info.blocked:
-            outcomes.append(Outcome(run, "failed", info.detail))
-            log(f"failed   {label}: {info.detail}")
-            continue
-        runner, why = runner_for(run.config)
-        if runner is None:
-            outcomes.append(Outcome(run, "no-runner", why))
-            log(f"no-run   {label}: {why}")
-            continue
-        lock = RunLock(rundir.path)
-        try:
-            lock.acquire()
-        except RunDirBusy as err:
-            outcomes.append(Outcome(run, "busy", str(err)))
-            log(f"busy     {label}: {err}")
-            continue
-        try:
-            outcomes.append(_run_one(run, rundir, runner, log))
-        finally:
-            lock.release()
+        outcome = _one(run, RunDir(Path(root) / run.run_id), done, log)
+        done[run.run_id] = outcome
+        outcomes.append(outcome)
     return outcomes
 
 
-def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[str], None]) -> Outcome:
+def _one(run: ResolvedRun, rundir: RunDir, done: dict[str, Outcome], log: Callable[[str], None]) -> Outcome:
+    label = run.label
+    info = rundir.info()
+    if info.state == "finished":
+        log(f"skip     {label}: finished earlier")
+        return Outcome(run, "skipped", "finished earlier")
+    upstream = done.get(run.upstream) if run.upstream is not None else None
+    if upstream is not None and upstream.status not in ("finished", "skipped"):
+        why = f"waits for {upstream.run.label}, which is {upstream.status}"
+        log(f"blocked  {label}: {why}")
+        return Outcome(run, "blocked", why)
+    if info.blocked:
+        log(f"failed   {label}: {info.detail}")
+        return Outcome(run, "failed", info.detail)
+    task, why = task_for(run.config)
+    if task is None:
+        log(f"no-run   {label}: {why}")
+        return Outcome(run, "no-runner", why)
+    lock = RunLock(rundir.path)
+    try:
+        lock.acquire()
+    except RunDirBusy as err:
+        log(f"busy     {label}: {err}")
+        return Outcome(run, "busy", str(err))
+    try:
+        return _run_one(run, rundir, task, log)
+    finally:
+        lock.release()
+
+
+def _run_one(run: ResolvedRun, rundir: RunDir, task: Task, log: Callable[[str], None]) -> Outcome:
     label = run.label
     info = rundir.info()  # again under the lock: another process may have finished it meanwhile
     if info.state == "finished":
@@ -120,7 +82,7 @@ def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[st
     log(f"{'start' if info.state == 'new' else 'resume':<8} {label}"
         + (f" ({info.detail}: training it again)" if info.detail else ""))
     try:
-        runner(run.config, rundir.path)
+        task.run(run.config, rundir.path)
     except KeyboardInterrupt:
         raise
     except UserError as err:  # bad input or set-up (missing data set...): every other run would hit it too
@@ -132,7 +94,7 @@ def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[st
         return Outcome(run, "failed", f"{type(err).__name__}: {err}")
     after = rundir.info()
     if after.state != "finished":
-        why = after.detail or "runner returned without writing summary.json"
+        why = after.detail or "the task returned without writing summary.json"
         log(f"failed   {label}: {why}")
         return Outcome(run, "failed", why)
     log(f"done     {label}")
@@ -142,7 +104,7 @@ def _run_one(run: ResolvedRun, rundir: RunDir, runner: Runner, log: Callable[[st
 def train_run_dir(run_dir: str | Path) -> None:
     """Train (or resume) the run whose resolved config is in ``run_dir``: the function cluster jobs call
     (``RunJob(run_dir, "repro.launch.local:train_run_dir")``, which holds the run directory's lock). A run without
-    a runner is a ``UserError``, which the job never retries."""
+    a task that can run it is a ``UserError``, which the job never retries."""
     rundir = RunDir(run_dir)
     info = rundir.info()
     if info.state == "finished":
@@ -150,11 +112,11 @@ def train_run_dir(run_dir: str | Path) -> None:
     if info.blocked:
         raise UserError(info.detail)
     config = rundir.config()
-    runner, why = runner_for(config)
-    if runner is None:
+    task, why = task_for(config)
+    if task is None:
         raise UserError(f"{rundir.path}: {why}")
     rundir.prepare(config)
-    runner(config, rundir.path)
+    task.run(config, rundir.path)
     after = rundir.info()
     if after.state != "finished":
-        raise RuntimeError(after.detail or f"{rundir.path}: the runner returned without writing summary.json")
+        raise RuntimeError(after.detail or f"{rundir.path}: the task returned without writing summary.json")

@@ -30,10 +30,11 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from repro.errors import UserError, read_yaml_mapping
 
-Task = Literal["in1k", "in22k", "mae", "coco", "ade20k", "transfer", "analysis"]
-"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training + IN-1K fine-tuning; mae: MAE pre-training +
-fine-tuning; coco / ade20k: detection / segmentation on a pre-trained backbone; transfer: fine-tuning on a
-downstream classification set; analysis: measurements that are not a training run (I/O, search cost)."""
+Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "coco", "ade20k", "transfer", "analysis"]
+"""in1k: ImageNet-1K classification; in22k: IN-22K pre-training; in22k_finetune: its IN-1K fine-tuning (a run
+link to the in22k run); mae: MAE pre-training + fine-tuning; coco / ade20k: detection / segmentation on a
+pre-trained backbone; transfer: fine-tuning on a downstream classification set; analysis: measurements that are
+not a training run (I/O, search cost)."""
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -53,6 +54,7 @@ class RunSpec(_Strict):
     epochs: float | None = Field(default=None, gt=0)
     final_size: int | None = Field(default=None, gt=0)
     dataset: str | None = None
+    init_from: str | None = None  # another run of the same row this one starts from (its key): a run link
     overrides: dict[str, Any] = Field(default_factory=dict)
     note: str | None = None
 
@@ -104,6 +106,45 @@ class Row(_Strict):
     cells: dict[str, Cell]
     note: str | None = None
 
+    @model_validator(mode="after")
+    def _links(self) -> Row:
+        """Every ``init_from`` names another run of this row, and following the links never comes back."""
+        for key, spec in self.runs.items():
+            if spec.init_from is not None and spec.init_from not in self.runs:
+                raise ValueError(f"run {key!r}: init_from {spec.init_from!r} is not a run of this row "
+                                 f"(runs: {', '.join(self.runs)})")
+        for key in self.runs:
+            chain = [key]
+            while (up := self.runs[chain[-1]].init_from) is not None:
+                if up in chain:
+                    raise ValueError(f"run {key!r}: init_from links form a cycle ({' -> '.join([*chain, up])})")
+                chain.append(up)
+        return self
+
+    def link_order(self) -> list[str]:
+        """The row's run keys, each after the run it starts from (otherwise in manifest order)."""
+        order: list[str] = []
+
+        def visit(key: str) -> None:
+            if key not in order:
+                up = self.runs[key].init_from
+                if up is not None:
+                    visit(up)
+                order.append(key)
+
+        for key in self.runs:
+            visit(key)
+        return order
+
+
+class StandIn(_Strict):
+    """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
+    ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
+
+    dataset: str
+    max_train_images: int | None = Field(default=None, gt=0)
+    why: str
+
 
 ProfileName = Literal["full", "proxy", "smoke"]
 PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
@@ -114,7 +155,8 @@ tested; ``smoke``: the same rows at 2% of the epochs, to check that everything r
 class Profile(_Strict):
     """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the proxies keep the
     relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``seeds``: how many
-    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity."""
+    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity. ``stand_ins``
+    maps a run's paper data set (IN-22K, CIFAR, ...) to the proxy data set that replaces it."""
 
     description: str
     dataset: str
@@ -127,6 +169,7 @@ class Profile(_Strict):
     max_train_images: int | None = Field(default=None, gt=0)
     expected_hours: float | None = Field(default=None, gt=0)
     seeds: int = Field(default=1, ge=1)
+    stand_ins: dict[str, StandIn] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -224,12 +267,36 @@ def load_manifest(path: str | Path) -> Manifest:
     for i, row in enumerate(manifest.rows):
         for key, spec in row.runs.items():
             _check_run(path, f"rows.{i}.runs.{key}", f"row {row.label!r}", spec, bases)
+            _check_link(path, f"rows.{i}.runs.{key}", f"row {row.label!r}", spec, row)
     return manifest
+
+
+def _check_link(path: Path, loc: str, row_name: str, spec: RunSpec, row: Row) -> None:
+    """A run starts from a run of a task its own task accepts (``repro.tasks.Task.upstream``), and a task that
+    only fine-tunes names one."""
+    from repro.tasks import get_task
+
+    task = get_task(spec.task)
+    if task is None:  # no runner: `repro run` names it; what it may start from is not defined yet
+        return
+    where = f"{path}: {loc}.init_from ({row_name})"
+    if spec.init_from is None:
+        if task.requires_upstream:
+            raise UserError(f"{where}: a {spec.task!r} run fine-tunes another run: name it with init_from "
+                            f"(a run of this row with task {' or '.join(sorted(task.upstream))})")
+        return
+    upstream = row.runs[spec.init_from]
+    if upstream.task not in task.upstream:
+        accepted = ", ".join(sorted(task.upstream)) or "none (it trains from scratch)"
+        raise UserError(f"{where}: a {spec.task!r} run cannot start from {spec.init_from!r}, a {upstream.task!r} "
+                        f"run; it starts from tasks: {accepted}")
 
 
 class BaseConfig(_Strict):
     """``experiments/base/<task>.yaml``: a task's shared configuration (Table 24) and per-model exceptions; the
-    models it lists are those a run of the task may name beyond the Table 7 zoo."""
+    models it lists are those a run of the task may name beyond the Table 7 zoo. Besides training settings, a
+    model's entry may name its ``timm`` model and the zoo model whose tiny ``proxy`` stands in for it on a proxy
+    profile (the zoo's proxies are per family: ConvNeXt-Large's is ConvNeXt-Base's)."""
 
     name: str
     config: dict[str, Any]

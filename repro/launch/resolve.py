@@ -8,7 +8,13 @@ The resolved configuration is composed in one fixed order, each layer overriding
 3. the run itself (model, method, schedule, epochs, final size, dataset) and its ``overrides``,
 4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``,
    except for the settings the run overrides itself: those are what the row varies, and a profile that
-   replaced them would train (and name) another run than the one asked for.
+   replaced them would train (and name) another run than the one asked for. A run's paper data set that the
+   profile replaces (``stand_ins``: IN-22K, CIFAR... on the CPU proxy) becomes the stand-in and its size.
+
+A run that starts from another run of its row (``init_from: <run key>``) carries that run's id as
+``init_from`` (seed k of the run starts from seed k of its upstream): the link is part of its identity (a
+fine-tuning of another pre-training is another run), and the runs of a row are resolved (and listed) upstream
+first.
 
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
@@ -50,6 +56,11 @@ class ResolvedRun:
         return int(self.config["seed"])
 
     @property
+    def upstream(self) -> str | None:
+        """The run id of the run this one starts from (``init_from``), if any."""
+        return self.config.get("init_from")
+
+    @property
     def label(self) -> str:
         """How the launchers name the run in their output: ``row / key [run id]``."""
         return f"{self.row} / {self.key} [{self.run_id}]"
@@ -89,8 +100,10 @@ def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, ada
     return float(round(baseline_epochs * baseline_epochs / probe))
 
 
-def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig) -> dict[str, Any]:
-    """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``)."""
+def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: BaseConfig,
+                   upstream: str | None = None) -> dict[str, Any]:
+    """The configuration of one run: ``base`` is its task's (:func:`load_base` of ``spec.task``), ``upstream`` the
+    run id of the run its ``init_from`` names."""
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
@@ -98,19 +111,24 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     config: dict[str, Any] = dict(base.config)
     model_defaults = dict(base.models.get(spec.model, {}))
     timm_name = model_defaults.pop("timm", None)
+    # a model beyond the Table 7 zoo names the zoo model of its family whose tiny proxy stands in for it
+    proxy_of = model_defaults.pop("proxy", None)
     config.update(model_defaults)
     final_size = profile.final_size
     if spec.final_size is not None:  # a run at another final size (Table 10): scaled like every B in a proxy
         final_size = spec.final_size if profile.adapt == "table10" else round(
             spec.final_size * profile.final_size / REFERENCE_SIZE)
+    dataset = spec.dataset or profile.dataset
+    stand_in = profile.stand_ins.get(dataset)
+    proxied = bool(proxy_of) and profile.model_variant == "proxy"
     config.update(
         task=spec.task,
-        model=spec.model,
-        timm_model=timm_name,
+        model=proxy_of if proxied else spec.model,
+        timm_model=base.models.get(proxy_of, {}).get("timm") if proxied else timm_name,
         method=spec.method,
         schedule=spec.schedule,
         final_size=final_size,
-        dataset=spec.dataset or profile.dataset,
+        dataset=stand_in.dataset if stand_in else dataset,
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
     run_overrides = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
@@ -122,7 +140,7 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         epochs=None if epochs is None else epochs * profile.epoch_scale,
         adapt=profile.adapt,
         model_variant=profile.model_variant,
-        max_train_images=profile.max_train_images,
+        max_train_images=stand_in.max_train_images if stand_in else profile.max_train_images,
     )
     if spec.final_size is not None and profile.adapt == "linear":  # a proxy of a Table 10 run: its B follow
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
@@ -131,7 +149,17 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
     profile_settings.update(profile.overrides)
     config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})
+    if upstream is not None:
+        config["init_from"] = upstream
     return config
+
+
+def _cell_id(spec: RunSpec, config: dict[str, Any]) -> str:
+    """``<model>-<method>-<hash>`` (the run id without its seed), prefixed with the task for the tasks other than
+    the default (IN-1K) one, so that a pre-training and its fine-tunings are told apart in ``runs/``. The model is
+    the one trained (a proxy may stand in for several, which then share one run)."""
+    task = "" if spec.task == RunSpec.model_fields["task"].default else f"{_slug(spec.task)}-"
+    return f"{task}{_slug(config['model'])}-{_slug(method_label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
 
 
 def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
@@ -148,13 +176,20 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
     for row in manifest.rows:
         if only and row.label not in only:
             continue
-        for key, spec in row.runs.items():
+        ids: dict[str, str] = {}
+        for key in row.link_order():
+            spec = row.runs[key]
             if spec.task not in bases:
                 bases[spec.task] = load_base(spec.task)
-            config = resolve_config(spec, profile, manifest, bases[spec.task])
-            cell = f"{_slug(spec.model)}-{_slug(method_label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
+            upstream = ids[spec.init_from] if spec.init_from is not None else None
+            config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
+            cell = _cell_id(spec, config)  # identity: the upstream's cell, whatever the seed
+            ids[key] = cell
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
             for seed in range(seeds or manifest.profiles[profile].seeds):
-                runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config | {"seed": seed},
-                                        f"{cell}-s{seed}", evaluation, cell))
+                seeded = config | {"seed": seed}
+                if upstream is not None:  # seed k starts from seed k of its upstream
+                    seeded["init_from"] = f"{upstream}-s{seed}"
+                runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, seeded, f"{cell}-s{seed}",
+                                        evaluation, cell))
     return runs

@@ -6,9 +6,10 @@ training this method fine-tunes, at the test size, only the classifier and the n
 parameters -- batch-norm layers also re-estimate their running statistics (train mode) -- on the training
 images with the test-time pre-processing (resize + centre crop), then evaluates at the test size.
 
-Choices (the paper tests several sizes; it leaves the fine-tuning length to its code): test size 288 for a
-224 training size (1.29x; the best of FixRes' ResNet-50 table, Sec. 5), scaled with the final size; one epoch
-of fine-tuning with SGD (momentum 0.9) at a constant LR of 1e-3 per 256 images, no weight decay. On Table 11's
+Choices, ours (the paper's best test size depends on the model and the train size, and Table 11 does not say
+which the authors used for CSWin): test size 288 for a 224 training size (1.29x, within the range of test
+sizes FixRes evaluates for a 224-trained network), scaled with the final size; one epoch of fine-tuning with SGD
+(momentum 0.9) at a constant LR of 1e-3 per 256 images, no weight decay. On Table 11's
 CSWin rows (LayerNorm only) this adapts the classifier and LayerNorms. With EfficientTrain / ET++ (Table 11's
 last rows) the curriculum trains and this phase follows: the paper's point that the two are orthogonal.
 """
@@ -80,7 +81,7 @@ def finetune(trainer: Any, size: int, epochs: float, lr: float) -> None:
 @register
 class FixRes(Method):
     name = "fixres"
-    paper = "Touvron et al., FixRes, NeurIPS'19: classifier + norm fine-tuning at the test size (288 for 224)"
+    paper = "Touvron et al., FixRes, NeurIPS'19: classifier + norm fine-tuning at the test size"
 
     def final_phase(self, trainer: Any) -> None:
         size = round(trainer.cfg.final_size * TEST_SCALE)

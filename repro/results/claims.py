@@ -181,14 +181,14 @@ def check(claim: Claim, frames: dict[int, pd.DataFrame]) -> list[Check]:
 
 def evaluate(claims: ClaimsFile, runs: pd.DataFrame, cost: Any = None) -> list[Verdict]:
     """Every claim's verdict from the runs under ``runs`` (see the module docstring for the rules)."""
-    from repro.launch.local import runner_for
     from repro.results.collect import reproduce
+    from repro.tasks import task_for
 
     frames: dict[int, pd.DataFrame] = {}
     verdicts = []
     for claim in claims.claims:
         blocked = next(((r, why) for r in needed_runs(claim, claims.profile)
-                        for runner, why in [runner_for(r.config)] if runner is None), None)
+                        for task, why in [task_for(r.config)] if task is None), None)
         if blocked is not None:
             verdicts.append(Verdict(claim, "not runnable yet", f"{blocked[0].row} / {blocked[0].key}: {blocked[1]}"))
             continue

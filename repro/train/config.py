@@ -90,6 +90,12 @@ class TrainConfig(BaseModel):
     model_ema: bool = False
     model_ema_decay: float = Field(default=0.9999, gt=0, lt=1)
     layer_scale_init_value: float | None = None
+    # fine-tuning from another run (repro.train.finetune): its directory (a manifest's init_from names the run, and
+    # the task passes runs/<run id>), which of its weights, the new classifier's init scale, layer-wise LR decay
+    init_from: str | None = None
+    init_weights: Literal["model", "ema"] = "model"
+    head_init_scale: float | None = Field(default=None, gt=0)
+    layer_decay: float | None = Field(default=None, gt=0, le=1)
     # EfficientTrain++ options (Sec. 5.3)
     early_large_batch: bool = False
     max_batch_size: int | None = Field(default=None, gt=0)

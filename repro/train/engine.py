@@ -273,9 +273,9 @@ def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
-        self.methods = Methods(cfg)
-        settings = self.methods.settings(cfg)  # the methods' recipes: the effective config is the run's
+        settings = Methods(cfg).settings(cfg)  # the methods' recipes: the effective config is the run's
         cfg = TrainConfig.model_validate({**cfg.model_dump(), **settings}) if settings else cfg
+        self.methods = Methods(cfg)
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
@@ -322,10 +322,18 @@ class Trainer:
 
         # model and optimisation
         torch.manual_seed(cfg.seed)
-        self.model = build_model(cfg, self.num_classes).to(self.device)
+        self.model = build_model(cfg, self.num_classes)
+        if cfg.init_from is not None:  # a fine-tuning starts from another run's weights (before the EMA copies them)
+            from repro.train.finetune import init_from_run
+
+            init_from_run(self.model, cfg.init_from, cfg.init_weights == "ema", cfg.head_init_scale)
+        self.model = self.model.to(self.device)
         self._check_input_sizes()
         if self.device.type == "cuda" and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if cfg.layer_decay is not None and not callable(getattr(self.model, "group_matcher", None)):
+            raise ConfigError("layer_decay", f"{cfg.model} has no layer grouping (timm's group_matcher) for "
+                              "layer-wise LR decay; remove {layer_decay}")
         self.optimizer = self._optimizer(self.model)
         self.ddp_model = self.dist.wrap(self.model, self.device)
         self.ema = None
@@ -377,7 +385,9 @@ class Trainer:
         cfg = self.cfg
         # Adam-family and LAMB take Table 24's betas; other optimizers (SGD...) have none
         betas = {"betas": tuple(cfg.opt_betas)} if "adam" in cfg.opt or "lamb" in cfg.opt else {}
-        return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay, **betas)
+        # layer_decay: timm's param_groups_layer_decay; the loop applies each group's lr_scale
+        return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   layer_decay=cfg.layer_decay, **betas)
 
     def replace_model(self, model: torch.nn.Module) -> None:
         """Train ``model`` from now on (a method growing or replacing the network at a stage start): the optimizer

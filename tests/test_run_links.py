@@ -1,0 +1,87 @@
+"""Run links (``init_from``): validation, identity, dependency order of `repro run`, and `repro status`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import toy_task
+import yaml
+
+from repro.cli import main
+from repro.errors import UserError
+from repro.launch.manifest import load_manifest
+from repro.launch.resolve import resolve
+from repro.tasks import REGISTRY
+
+HEADER = {"table": 99, "title": "links", "caption": "c", "shows": "s", "command": "make table99",
+          "columns": [{"key": "top1", "label": "Top-1", "source": "run", "run": "ft", "metric": "top1"}],
+          "profiles": {"smoke": "smoke"}}
+
+
+def two_stage_manifest(directory: Path, models: tuple[str, ...] = ("ResNet-50",), **ft: object) -> Path:
+    """Table 99: per model a pre-training (in1k) and a fine-tuning of it (transfer)."""
+    rows = [{"label": model, "cells": {"top1": 1.0}, "runs": {
+        "pretrain": {"model": model, "method": "baseline", "epochs": 300},
+        "ft": {"task": "transfer", "model": model, "method": "baseline", "epochs": 100, "init_from": "pretrain",
+               **ft}}} for model in models]
+    path = directory / "table99.yaml"
+    path.write_text(yaml.safe_dump({**HEADER, "rows": rows}, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    monkeypatch.setitem(REGISTRY, "transfer", toy_task.TRANSFER)
+    toy_task.CALLS.clear()
+    return toy_task.CALLS
+
+
+def test_the_link_is_part_of_the_identity(toy, tmp_path):
+    runs = resolve(load_manifest(two_stage_manifest(tmp_path)), "smoke")
+    assert [r.key for r in runs] == ["pretrain", "ft"]
+    pretrain, ft = runs
+    assert ft.upstream == pretrain.run_id and ft.config["init_from"] == pretrain.run_id
+    assert ft.run_id.startswith("transfer-resnet-50-baseline-")
+    other = resolve(load_manifest(two_stage_manifest(tmp_path, ("DeiT-Tiny",))), "smoke")[1]
+    assert other.config["init_from"] != ft.config["init_from"] and other.run_id != ft.run_id
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"init_from": "pretrian"}, "init_from 'pretrian' is not a run of this row (runs: pretrain, ft)"),
+    ({"init_from": "ft"}, "init_from links form a cycle (ft -> ft)"),
+    ({"init_from": None}, "a 'transfer' run fine-tunes another run: name it with init_from"),
+])
+def test_bad_links_are_one_line_manifest_errors(toy, tmp_path, change, message):
+    with pytest.raises(UserError, match="table99.yaml: rows.0") as err:
+        load_manifest(two_stage_manifest(tmp_path, **change))
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_link_to_the_wrong_kind_of_run_is_refused(toy, tmp_path):
+    path = two_stage_manifest(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["rows"][0]["runs"]["pretrain"]["task"] = "coco"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(UserError, match="a 'transfer' run cannot start from 'pretrain', a 'coco' run; it starts "
+                                        "from tasks: in1k"):
+        load_manifest(path)
+    assert main(["validate", str(path)]) == 2
+
+
+def test_run_trains_upstream_first_and_skips_dependents_of_failures(toy, tmp_path, capsys):
+    """DeiT-Tiny's toy pre-training fails: its fine-tuning is skipped with one line, the other row trains."""
+    manifest = two_stage_manifest(tmp_path, ("DeiT-Tiny", "ResNet-50"))
+    runs = tmp_path / "runs"
+    assert main(["run", str(manifest), "--runs", str(runs)]) == 1
+    out = capsys.readouterr().out
+    blocked = [line for line in out.splitlines() if line.startswith("blocked")]
+    assert len(blocked) == 1 and "DeiT-Tiny / ft" in blocked[0] and "which is failed" in blocked[0]
+    assert [name.split("-")[0] for name, _ in toy] == ["deit", "resnet", "transfer"]
+    ft = next(runs.glob("transfer-resnet-50-*/summary.json"))
+    assert json.loads(ft.read_text())["top1"] == 91.0  # the toy fine-tuning read its own upstream
+    assert main(["status", str(manifest), "--runs", str(runs)]) == 0
+    status = capsys.readouterr().out
+    assert "waiting for deit-tiny-baseline-" in status and "2 finished, 1 partial, 1 pending" in status
