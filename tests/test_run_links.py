@@ -85,3 +85,19 @@ def test_run_trains_upstream_first_and_skips_dependents_of_failures(toy, tmp_pat
     assert main(["status", str(manifest), "--runs", str(runs)]) == 0
     status = capsys.readouterr().out
     assert "waiting for deit-tiny-baseline-" in status and "2 finished, 1 partial, 1 pending" in status
+
+
+def test_smoke_stand_ins_and_shared_proxies():
+    """On the smoke profile IN-22K is 8000 Fashion-MNIST images (4x the IN-1K proxy's 2000), every downstream set
+    is sklearn's digits, and a Large model trains Base's proxy: ConvNeXt-L's pre-training is ConvNeXt-B's run,
+    its fine-tunings (drop path 0.3, not 0.2) are its own."""
+    from repro.launch.manifest import manifest_path
+
+    runs = resolve(load_manifest(manifest_path(12)), "smoke", ["ConvNeXt-Base / Baseline", "ConvNeXt-Large / Baseline"])
+    base, large = ({r.key: r for r in runs if r.row.startswith(m)} for m in ("ConvNeXt-Base", "ConvNeXt-Large"))
+    assert base["run"].run_id == large["run"].run_id
+    assert base["run"].config["dataset"] == "fashion-mnist" and base["run"].config["max_train_images"] == 8000
+    assert base["ft224"].config["max_train_images"] == 2000 and base["ft384"].config["final_size"] == 96
+    assert large["ft224"].upstream == base["run"].run_id and large["ft224"].run_id != base["ft224"].run_id
+    transfer = [r for r in resolve(load_manifest(manifest_path(16)), "smoke") if r.spec.task == "transfer"]
+    assert {r.config["dataset"] for r in transfer} == {"digits"} and len({r.run_id for r in transfer}) == 3

@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from repro.errors import UserError, read_yaml_mapping
 
-Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "coco", "ade20k", "transfer", "analysis"]
+Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "mae_finetune", "coco", "ade20k", "transfer",
+               "analysis"]
 """in1k: ImageNet-1K classification; in22k: IN-22K pre-training; in22k_finetune: its IN-1K fine-tuning (a run
-link to the in22k run); mae: MAE pre-training + fine-tuning; coco / ade20k: detection / segmentation on a
-pre-trained backbone; transfer: fine-tuning on a downstream classification set; analysis: measurements that are
-not a training run (I/O, search cost)."""
+link to the in22k run); mae: MAE pre-training; mae_finetune: end-to-end fine-tuning of an MAE pre-training (a
+run link to the mae run); coco / ade20k: detection / segmentation on a pre-trained backbone; transfer:
+fine-tuning on a downstream classification set; analysis: measurements that are not a training run (I/O, search
+cost)."""
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -139,7 +141,7 @@ class Row(_Strict):
 
 class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
-    ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
+    ``max_train_images`` of its training split (the profile's subset size when null)."""
 
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
@@ -327,7 +329,6 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "lfc_epochs": "Tables 3, 4: first and last epoch of low-frequency cropping",
     "randaug_magnitude_early": "Table 4: RandAug m early in training",
     "early_epochs": "Table 4: first and last epoch of the early m",
-    "target": "Table 15: the MAE reconstruction target",
     "detector": "Table 17: the COCO detector",
     "segmentor": "Table 18: the ADE20K segmentor",
     "b_schedule": "Table 19 (c): the shape of the B schedule",
@@ -421,10 +422,23 @@ def _shared_profile(manifest: Path, profile: str, name: str) -> dict[str, Any]:
     one definition of a profile that many tables share."""
     for directory in (manifest.parent / "profiles", EXPERIMENTS_DIR / "profiles"):
         if (directory / f"{name}.yaml").is_file():
-            return read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+            data = read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+            if isinstance(data.get("stand_ins"), str):  # a set of experiments/stand_ins.yaml, shared by profiles
+                data["stand_ins"] = _stand_ins(directory / f"{name}.yaml", data["stand_ins"])
+            return data
     known = ", ".join(sorted(p.stem for p in (EXPERIMENTS_DIR / "profiles").glob("*.yaml"))) or "none"
     raise UserError(f"{manifest}: profiles.{profile}: no shared profile {name!r} (expected "
                     f"experiments/profiles/{name}.yaml; known: {known})")
+
+
+STAND_INS = EXPERIMENTS_DIR / "stand_ins.yaml"
+
+
+def _stand_ins(profile: Path, name: str) -> Any:
+    sets = read_yaml_mapping(STAND_INS, "stand-ins", "one mapping per set: paper data set -> stand-in")
+    if name not in sets:
+        raise UserError(f"{profile}: stand_ins: no set {name!r} in {STAND_INS} (sets: {', '.join(sets)})")
+    return sets[name]
 
 
 def manifest_path(table: int | str) -> Path:

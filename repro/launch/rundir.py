@@ -99,7 +99,8 @@ def environment() -> dict[str, Any]:
 @dataclass(frozen=True)
 class RunInfo:
     """Where a run directory stands: ``new`` (nothing there), ``partial`` (started, no summary), ``corrupt``
-    (a summary.json without a finite top-1, or a path that is not a run directory: ``detail`` says what) or
+    (a summary.json without a finite top-1 -- val_loss for MAE pre-training --, or a path that is not a run
+    directory: ``detail`` says what) or
     ``finished`` (``summary`` holds it). A corrupt summary is trained again (the new one replaces it); a
     ``blocked`` run needs a person first (``detail`` says what to do)."""
 
@@ -135,10 +136,12 @@ def run_info(path: str | Path) -> RunInfo:
         summary = json.loads(text)
     except ValueError:
         return RunInfo("corrupt", f"{summary_path}: not valid JSON (a torn write?)")
-    top1 = summary.get("top1") if isinstance(summary, dict) else None
-    if not is_finite_number(top1):
+    # a self-supervised pre-training (MAE, Table 15) has no top-1: its result is its reconstruction loss
+    key = "val_loss" if isinstance(summary, dict) and summary.get("objective") == "mae" else "top1"
+    value = summary.get(key) if isinstance(summary, dict) else None
+    if not is_finite_number(value):
         what = "not a JSON object" if not isinstance(summary, dict) else (
-            "no top1" if top1 is None else f"top1 {top1!r} is not a finite number")
+            f"no {key}" if value is None else f"{key} {value!r} is not a finite number")
         return RunInfo("corrupt", f"{summary_path}: {what}")
     return RunInfo("finished", summary=summary)
 

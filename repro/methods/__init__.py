@@ -123,8 +123,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "lowpass-curriculum": "Table 2: low-pass filtering curricula",
     "lfc-curriculum": "Tables 3, 4: low-frequency cropping curricula",
     "randaug-curriculum": "Table 4: weaker RandAug early in training",
-    "autoprog": "Table 11: AutoProgressive Learning (CVPR'22)",
-    "budgeted-vit": "Table 11: Budgeted ViT (ICLR'23)",
 }
 
 # hook points of which a list may set only one (the others compose: weights multiply, hooks run in order)
@@ -274,8 +272,10 @@ class Methods:
 
 # the registry: one module per method (imported for its @register)
 from repro.methods import (  # noqa: E402
+    autoprog,
     baseline,
     budgeted_training,
+    budgeted_vit,
     curriculumnet,
     deit3,
     dih_curriculum,
@@ -291,6 +291,6 @@ from repro.methods import (  # noqa: E402
 )
 
 __all__ = ["METHODS", "NOT_IMPLEMENTED", "Method", "Methods", "check_names", "label", "register", "schedule_of",
-           "baseline", "budgeted_training", "curriculumnet", "deit3", "dih_curriculum", "efficienttrain",
-           "efficienttrain_pp", "fixres", "infobatch", "label_similarity_curriculum", "minimax_curriculum",
-           "progressive_learning", "self_paced_learning", "smoothing_curriculum"]
+           "autoprog", "baseline", "budgeted_training", "budgeted_vit", "curriculumnet", "deit3", "dih_curriculum",
+           "efficienttrain", "efficienttrain_pp", "fixres", "infobatch", "label_similarity_curriculum",
+           "minimax_curriculum", "progressive_learning", "self_paced_learning", "smoothing_curriculum"]
