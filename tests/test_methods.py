@@ -46,8 +46,7 @@ def test_lists_compose_and_name_themselves_as_the_paper() -> None:
                                                    "curriculum"),
     (["infobatch", "infobatch"], "names a method twice"),
     (["infobatch", "infobatc"], "unknown method 'infobatc' \\(did you mean 'infobatch'"),
-    ("self-paced-learning", "'self-paced-learning' \\(Table 11: Self-paced Learning \\(NeurIPS'10\\)\\) is not "
-                            "implemented yet"),
+    ("lfc-curriculum", "'lfc-curriculum' \\(Tables 3, 4: low-frequency cropping curricula\\) is not implemented yet"),
     (["autoprog", "efficienttrain++"], "autoprog and efficienttrain\\+\\+ both set the curriculum"),
 ])
 def test_bad_lists_are_one_line(method: str | list[str], message: str) -> None:
@@ -71,5 +70,5 @@ def test_two_final_phases_conflict(monkeypatch) -> None:
 
 
 def test_manifests_may_name_methods_not_implemented_yet() -> None:
-    assert [c.name for c in check_names(["self-paced-learning", "infobatch"], allow_not_implemented=True)] == \
+    assert [c.name for c in check_names(["lfc-curriculum", "infobatch"], allow_not_implemented=True)] == \
         ["infobatch"]
