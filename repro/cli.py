@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "sync": "repro.commands.sync",
     "cost": "repro.commands.cost",
     "train": "repro.commands.train",
+    "search": "repro.commands.search",
     "eval": "repro.commands.eval",
     "bench": "repro.commands.bench",
 }

@@ -101,3 +101,18 @@ def test_smoke_stand_ins_and_shared_proxies():
     assert large["ft224"].upstream == base["run"].run_id and large["ft224"].run_id != base["ft224"].run_id
     transfer = [r for r in resolve(load_manifest(manifest_path(16)), "smoke") if r.spec.task == "transfer"]
     assert {r.config["dataset"] for r in transfer} == {"digits"} and len({r.run_id for r in transfer}) == 3
+
+
+def test_a_dependent_goes_on_once_another_process_finished_its_upstream(toy, tmp_path):
+    """Two `repro run` on one runs directory: the upstream was busy (the other process trained it) when this one
+    reached it, and is finished by the time its dependent comes up."""
+    from repro.launch import local
+    from repro.launch.rundir import RunDir, write_json_atomic
+
+    pretrain, ft = resolve(load_manifest(two_stage_manifest(tmp_path)), "smoke")
+    root = tmp_path / "runs"
+    done = {pretrain.run_id: local.Outcome(pretrain, "busy", "in use by pid 1")}
+    assert local._one(ft, RunDir(root / ft.run_id), done, lambda _: None).status == "blocked"
+    (root / pretrain.run_id).mkdir(parents=True)
+    write_json_atomic(root / pretrain.run_id / "summary.json", {"top1": 90.0})
+    assert local._one(ft, RunDir(root / ft.run_id), done, lambda _: None).status == "finished"

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from repro.core.curriculum import Curriculum, build, get_spec, preset_names
+from repro.core.curriculum import Curriculum, as_spec, build, get_spec, preset_names
 
 
 def add_parser(subparsers: Any) -> None:
@@ -16,7 +16,8 @@ def add_parser(subparsers: Any) -> None:
         description="Print a curriculum: stages over the fraction of the total compute budget, each with its "
         "input size B, RandAug magnitude (start -> end) and the real epochs it runs.",
     )
-    p.add_argument("name", nargs="?", help=f"schedule preset: {', '.join(preset_names())}")
+    p.add_argument("name", nargs="?",
+                   help=f"schedule preset ({', '.join(preset_names())}) or a curriculum file (.yaml / .json)")
     p.add_argument(
         "--epochs",
         type=float,
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             spec = get_spec(name)
             print(f"{name:<24} {spec.description} ({spec.source})")
         return 0
-    spec = get_spec(args.name)
+    spec = as_spec(args.name)  # a preset or a curriculum file (e.g. repro search's output)
     curriculum = build(spec, epochs=args.epochs, final_size=args.final_size, adapt=args.adapt)
     if args.format == "json":
         out = curriculum.to_dict() | {"description": spec.description, "source": spec.source}

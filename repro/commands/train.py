@@ -83,7 +83,8 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     a("--method", nargs="+", choices=sorted(METHODS), default=None, metavar="METHOD",
       help="one method or several composed (repro/methods), e.g. efficienttrain++ infobatch; "
       f"known: {', '.join(sorted(METHODS))}; default baseline")
-    a("--schedule", help="curriculum preset overriding the method's (see `repro schedule --list`)")
+    a("--schedule", help="curriculum overriding the method's: a preset (`repro schedule --list`) or a curriculum file "
+      "(.yaml / .json: stages with B, RandAug m, low-pass radius; e.g. the output of `repro search`)")
     a("--epochs", type=float, help="real epochs (baseline, ET) or equivalent epochs (ET++); Table 24: 300 / 200")
     a("--input-size", type=int, help="final input size (224; proxy 28)")
     a("--adapt", choices=("table10", "linear"), help="how B follows the final size (Table 10 rule; proxy linear)")
@@ -147,6 +148,7 @@ def add_parser(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """TrainConfig from the flags: Table 24 defaults, the proxy's on Fashion-MNIST, then what was given."""
+    from repro.core.curriculum import as_spec, is_file_name
     from repro.errors import UserError
     from repro.train.config import validate
 
@@ -154,6 +156,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     proxy = args.dataset == "fashion-mnist"
     if proxy:
         data.update({k: v for k, v in PROXY_DEFAULTS.items() if k != "warmup_fraction"})
+        if args.schedule and is_file_name(args.schedule) and args.epochs is None:  # a file states its budget
+            data["epochs"] = as_spec(args.schedule).budget
     for flag, field in _FIELDS.items():
         value = getattr(args, flag, None)
         if value is not None:

@@ -26,6 +26,13 @@ presets reproduce them, and :func:`official_stage_epochs` reproduces its integer
 
 Costs are relative: ``cost(B)`` is the cost of one epoch at input size B divided by the cost at the final
 size. The default is the ideal ``(B / final) ** 2``; the model zoo plugs measured FLOPs in.
+
+A curriculum can also be *data* (:func:`from_data`, :func:`load`: a YAML / JSON file, ``repro train --schedule
+FILE``, a manifest's ``schedule: FILE``): stages over the fraction of compute or of epochs, each with its B (at
+``reference_size``, scaled with the final size like the presets' B), its RandAug m (a constant or a range) and
+optionally a circular low-pass radius (Sec. 4.1, Fig. 2 / Table 2); ``lr_horizon`` > 1 makes the curriculum the
+first ``1 / lr_horizon`` of a longer LR schedule (Algorithm 2's candidates stop there). A run stores the content,
+not the path, so the content is part of the run's identity.
 """
 
 from __future__ import annotations
@@ -33,9 +40,12 @@ from __future__ import annotations
 import bisect
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from repro.errors import UserError
 
@@ -94,6 +104,13 @@ class CurriculumSpec:
     budget: float
     description: str = ""
     source: str = ""
+    # data curricula (from_data): RandAug m as a (start, end) range per stage (then ``magnitude`` is unused), a
+    # circular low-pass radius per stage (None: unfiltered) at reference_size, and the LR schedule's length in
+    # units of this curriculum's length (> 1: the curriculum is the beginning of a longer run, Algorithm 2)
+    magnitude_ranges: tuple[tuple[float, float], ...] = ()
+    lowpass: tuple[float | None, ...] = ()
+    reference_size: int = REFERENCE_SIZE
+    lr_horizon: float = 1.0
 
     def __post_init__(self) -> None:
         if len(self.boundaries) != len(self.resolutions) + 1:
@@ -103,8 +120,13 @@ class CurriculumSpec:
         if any(b <= a for a, b in itertools.pairwise(self.boundaries)):
             raise ValueError(f"{self.name}: boundaries must increase strictly")
         expected = 2 if self.linear_magnitude else len(self.resolutions)
-        if len(self.magnitude) != expected:
+        if not self.magnitude_ranges and len(self.magnitude) != expected:
             raise ValueError(f"{self.name}: magnitude needs {expected} values")
+        for what, values in (("magnitude_ranges", self.magnitude_ranges), ("lowpass", self.lowpass)):
+            if values and len(values) != len(self.resolutions):
+                raise ValueError(f"{self.name}: {what} needs one entry per stage")
+        if self.lr_horizon < 1.0:
+            raise ValueError(f"{self.name}: lr_horizon must be >= 1 (the LR schedule cannot end before the run)")
 
 
 @dataclass(frozen=True)
@@ -117,6 +139,7 @@ class Stage:
     m_start: float
     m_end: float
     epochs: float  # real epochs this stage runs (at its own resolution)
+    lowpass: float | None = None  # circular low-pass radius (frequency index units at the final size), Table 2
 
     def magnitude(self, fraction: float) -> float:
         """RandAug magnitude at compute fraction ``fraction`` (linear inside the stage)."""
@@ -125,7 +148,7 @@ class Stage:
         return self.m_start + (self.m_end - self.m_start) * t
 
     def to_dict(self) -> dict[str, float | int]:
-        return {
+        out: dict[str, float | int] = {
             "start": self.start,
             "end": self.end,
             "resolution": self.resolution,
@@ -133,6 +156,9 @@ class Stage:
             "m_end": self.m_end,
             "epochs": self.epochs,
         }
+        if self.lowpass is not None:
+            out["lowpass"] = self.lowpass
+        return out
 
 
 @dataclass(frozen=True)
@@ -145,6 +171,7 @@ class Curriculum:
     stages: tuple[Stage, ...]
     equivalent_epochs: float  # total compute / compute of one epoch at the final size
     relative_costs: dict[int, float] = field(compare=False, repr=False)
+    lr_horizon: float = 1.0  # the LR schedule spans lr_horizon x this curriculum (CurriculumSpec.lr_horizon)
 
     # -- lookups -----------------------------------------------------------------------------------------
     @property
@@ -196,6 +223,15 @@ class Curriculum:
         if self.axis == "compute":
             return min(max(fraction, 0.0), 1.0)
         return self.epoch_at(fraction) / self.real_epochs
+
+    @property
+    def lr_epochs(self) -> float:
+        """Length of the LR schedule on the curriculum's axis, in (equivalent or real) epochs."""
+        return (self.equivalent_epochs if self.axis == "compute" else self.real_epochs) * self.lr_horizon
+
+    def lr_progress(self, fraction: float) -> float:
+        """Position on the LR schedule (0..1): :meth:`axis_progress`, shortened by ``lr_horizon``."""
+        return self.axis_progress(fraction) / self.lr_horizon
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -308,6 +344,31 @@ PRESETS: dict[str, CurriculumSpec] = {
 }
 
 
+def _linear_b_spec(stages: int = 10, multiple: int = 32) -> CurriculumSpec:
+    """Table 19 (c), "Linear Increasing [58]": B rises linearly over the epochs from B0 to 224, "configured to have
+    the same training cost as the schedule of EfficientTrain" (Table 5), with ET's m (0 -> 9 linear). B0 is solved
+    from that cost: a continuous B(t) = B0 + (224 - B0) t has mean (B / 224)^2 = (x^2 + x + 1) / 3 with
+    x = B0 / 224; equal to ET's 0.6531 gives x = 0.5996, B0 = 134.3. The paper does not say how B is discretised:
+    here at the midpoints of ``stages`` equal-epoch stages, rounded to multiples of ``multiple`` (the patch grids
+    of the models and their 56-pixel proxies take multiples of 32 at 224): 128, 160 x 4, 192 x 3, 224 x 2, a cost
+    of 0.657 (0.6 % above ET's)."""
+    epochs = (180, 60, 60)  # Table 5
+    target = sum(e * (b / REFERENCE_SIZE) ** 2 for e, b in zip(epochs, (160, 192, 224), strict=True)) / 300
+    x = (-1 + math.sqrt(1 - 4 * (1 - 3 * target))) / 2
+    b0 = x * REFERENCE_SIZE
+    sizes = [multiple * round((b0 + (REFERENCE_SIZE - b0) * (i + 0.5) / stages) / multiple) for i in range(stages)]
+    return CurriculumSpec(
+        name="et-linear", axis="epoch", boundaries=tuple(i / stages for i in range(stages + 1)),
+        resolutions=tuple(Resolution.final() if b == REFERENCE_SIZE else Resolution(0.0, b / REFERENCE_SIZE)
+                          for b in sizes),
+        magnitude=(0.0, 9.0), linear_magnitude=True, budget=300,
+        description=f"Linear increasing B at EfficientTrain's cost: B0 = {b0:.1f} -> 224 (solved), stages "
+        f"{', '.join(map(str, sizes))}", source="Table 19 (c)")
+
+
+PRESETS["et-linear"] = _linear_b_spec()
+
+
 class StageSizeError(UserError):
     """A stage's input size B does not fit the final size (``needed``: the smallest final size that fits)."""
 
@@ -332,7 +393,7 @@ def get_spec(name: str) -> CurriculumSpec:
 
 
 def build(
-    spec: CurriculumSpec | str,
+    spec: CurriculumSpec | str | Mapping[str, Any],
     *,
     epochs: float | None = None,
     final_size: int = REFERENCE_SIZE,
@@ -349,8 +410,7 @@ def build(
     them by final_size / reference_final (for proxies whose relative costs must stay those of the paper: 56 for
     224 keeps every B an integer, as does 96 for 384: ET's 160, 272, 384 -> 40, 68, 96).
     """
-    if isinstance(spec, str):
-        spec = get_spec(spec)
+    spec = as_spec(spec)
     budget = spec.budget if epochs is None else float(epochs)
     if not math.isfinite(budget) or budget <= 0:
         raise UserError(f"epochs must be a positive number, got {epochs!r}")
@@ -393,13 +453,17 @@ def build(
     for i, b in enumerate(resolutions):
         f0, f1 = done / total, (done + compute[i]) / total
         done += compute[i]
-        if spec.linear_magnitude:
+        if spec.magnitude_ranges:
+            ms, me = spec.magnitude_ranges[i]
+        elif spec.linear_magnitude:
             m0, m1 = spec.magnitude
             a0, a1 = spec.boundaries[i], spec.boundaries[i + 1]
             ms, me = round(m0 + (m1 - m0) * a0, 9), round(m0 + (m1 - m0) * a1, 9)
         else:
             ms = me = spec.magnitude[i]
-        stages.append(Stage(f0, f1, b, ms, me, epochs_per_stage[i]))
+        radius = spec.lowpass[i] if spec.lowpass else None
+        lowpass = None if radius is None else radius * final_size / spec.reference_size
+        stages.append(Stage(f0, f1, b, ms, me, epochs_per_stage[i], lowpass))
     last = stages[-1]
     stages[-1] = replace(last, end=1.0)
     return Curriculum(
@@ -409,7 +473,144 @@ def build(
         stages=tuple(stages),
         equivalent_epochs=total,
         relative_costs=rel,
+        lr_horizon=spec.lr_horizon,
     )
+
+
+# -- curricula as data ------------------------------------------------------------------------------------
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+
+
+class StageData(_Strict):
+    """One stage of a curriculum file: it ends at ``until`` (fraction of the axis; the last is 1)."""
+
+    until: float = Field(gt=0, le=1)
+    size: int = Field(gt=0, alias="B")  # B, at the file's reference_size
+    m: float | tuple[float, float] | None = None  # RandAug m: constant or (start, end)
+    lowpass: float | None = Field(default=None, gt=0)  # circular low-pass radius at reference_size (Table 2)
+
+    @field_validator("m")
+    @classmethod
+    def _non_negative(cls, m: float | tuple[float, float] | None) -> float | tuple[float, float] | None:
+        if m is not None and min(m if isinstance(m, tuple) else (m,)) < 0:
+            raise ValueError(f"RandAug magnitudes must be >= 0, got {m}")
+        return m
+
+
+class CurriculumData(_Strict):
+    """A curriculum file (YAML or JSON): see the module docstring and ``repro schedule --help``."""
+
+    name: str = Field(min_length=1)
+    axis: Axis = "compute"
+    budget: float | None = Field(default=None, gt=0)  # equivalent epochs (compute) or real epochs (epoch)
+    reference_size: int = Field(default=REFERENCE_SIZE, gt=0)  # the final size at which B and radii are stated
+    magnitude: tuple[float, float] | None = None  # m linear along the whole axis, instead of per-stage m
+    lr_horizon: float = Field(default=1.0, ge=1.0)
+    stages: list[StageData] = Field(min_length=1)
+    description: str = ""
+    source: str = ""
+
+
+DEFAULT_BUDGET = {"epoch": 300.0, "compute": 200.0}  # Table 24's pairing: 300 epochs, ET++'s 200 equivalent
+
+
+def from_data(data: Mapping[str, Any], where: str = "curriculum") -> CurriculumSpec:
+    """A :class:`CurriculumSpec` from a curriculum's data (a file's content); one ``UserError`` line if invalid."""
+    try:
+        d = CurriculumData.model_validate(dict(data))
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = ".".join(str(x) for x in first["loc"]) or "curriculum"
+        raise UserError(f"{where}: {loc}: {first['msg'].removeprefix('Value error, ')}") from None
+    stages = d.stages
+    missing = [i + 1 for i, st in enumerate(stages) if st.m is None]
+    if d.magnitude is None and missing:
+        raise UserError(f"{where}: stage {missing[0]} has no RandAug m; give every stage an m (a number or "
+                        "[start, end]) or the curriculum a 'magnitude: [m0, m1]' along its axis")
+    if d.magnitude is not None and len(missing) < len(stages):
+        raise UserError(f"{where}: give either 'magnitude' (linear along the axis) or per-stage m, not both")
+    too_big = [st.size for st in stages if st.size > d.reference_size]
+    if too_big:
+        raise UserError(f"{where}: B={too_big[0]} is above the reference size {d.reference_size}; B values are "
+                        "stated at the final size 'reference_size'")
+    ends = [st.until for st in stages]
+    if any(b <= a for a, b in itertools.pairwise(ends)) or not math.isclose(ends[-1], 1.0):
+        raise UserError(f"{where}: the stages' 'until' must increase and end at 1 (the whole axis), got {ends}")
+    ref = d.reference_size
+    try:
+        return CurriculumSpec(
+            name=d.name, axis=d.axis, boundaries=(0.0, *(st.until for st in stages)),
+            resolutions=tuple(Resolution.final() if st.size == ref else Resolution(0.0, st.size / ref)
+                              for st in stages),
+            magnitude=d.magnitude or (), linear_magnitude=d.magnitude is not None,
+            budget=d.budget or DEFAULT_BUDGET[d.axis], description=d.description, source=d.source or "data",
+            magnitude_ranges=() if d.magnitude else tuple(
+                (float(st.m), float(st.m)) if isinstance(st.m, int | float) else (float(st.m[0]), float(st.m[1]))
+                for st in stages if st.m is not None),
+            lowpass=tuple(st.lowpass for st in stages) if any(st.lowpass for st in stages) else (),
+            reference_size=ref, lr_horizon=d.lr_horizon)
+    except ValueError as err:
+        raise UserError(f"{where}: {err}") from None
+
+
+def to_data(spec: CurriculumSpec) -> dict[str, Any]:
+    """The data of a curriculum (what :func:`from_data` reads back): B at the reference size."""
+    ref = spec.reference_size
+    stages: list[dict[str, Any]] = []
+    for i, r in enumerate(spec.resolutions):
+        stage: dict[str, Any] = {"until": spec.boundaries[i + 1], "B": r.at(ref)}
+        if spec.magnitude_ranges:
+            m0, m1 = spec.magnitude_ranges[i]
+            stage["m"] = m0 if m0 == m1 else [m0, m1]
+        elif not spec.linear_magnitude:
+            stage["m"] = spec.magnitude[i]
+        if spec.lowpass and spec.lowpass[i] is not None:
+            stage["lowpass"] = spec.lowpass[i]
+        stages.append(stage)
+    data: dict[str, Any] = {"name": spec.name, "axis": spec.axis, "budget": spec.budget, "reference_size": ref,
+                            "stages": stages}
+    if spec.linear_magnitude and not spec.magnitude_ranges:
+        data["magnitude"] = list(spec.magnitude)
+    if spec.lr_horizon != 1.0:
+        data["lr_horizon"] = spec.lr_horizon
+    for key in ("description", "source"):
+        if getattr(spec, key):
+            data[key] = getattr(spec, key)
+    return data
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    """A curriculum file's data (YAML or JSON), checked; the content is what a run stores and hashes."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as err:
+        raise UserError(f"curriculum file {path}: {err.strerror}") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"curriculum file {path}: not valid YAML/JSON ({str(err).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"curriculum file {path}: expected a mapping with name, axis and stages")
+    from_data(data, where=f"curriculum file {path}")
+    return data
+
+
+def is_file_name(schedule: str) -> bool:
+    """Whether a ``schedule`` setting names a curriculum file rather than a preset."""
+    return schedule.endswith((".yaml", ".yml", ".json"))
+
+
+def as_spec(schedule: CurriculumSpec | str | Mapping[str, Any]) -> CurriculumSpec:
+    """A preset name, a curriculum file's path or data, or a spec -> the spec."""
+    if isinstance(schedule, CurriculumSpec):
+        return schedule
+    if isinstance(schedule, Mapping):
+        return from_data(schedule)
+    if is_file_name(schedule):
+        return from_data(load(schedule), where=f"curriculum file {schedule}")
+    return get_spec(schedule)
 
 
 def official_stage_epochs(

@@ -4,6 +4,7 @@
   B x B window of the (shifted) spectrum, inverse DFT at size B x B. It keeps exactly the lower-frequency
   spectrum (Proposition 1 a, App. C) and nothing else. Intensities are preserved (DC of the output = mean of
   the input) by the factor ``B_h B_w / (H W)``, as in the official release's ``freq_crop``.
+* :func:`circular_filter` -- the circular low-/high-pass filter of radius r of Fig. 2 (Tables 1, 2).
 * :func:`lowpass_filter` -- the B x B square low-pass filter of Sec. 5.2 / App. D, without resizing.
 * :func:`lowpass_downsample` -- the efficient approximation of Sec. 5.2: B x B low-pass filtering followed by
   B x B down-sampling, done on the CPU with Lanczos resampling (the low-pass filter is a 2-D sinc convolution,
@@ -126,6 +127,31 @@ def lowpass_filter(x: Image.Image, size: Size, *, channels_last: bool = ...) -> 
 def lowpass_filter(x, size, *, channels_last=False):  # type: ignore[no-untyped-def]
     """Square B x B low-pass filter at the original size (Sec. 5.2 step 1; App. D: a 2-D sinc convolution)."""
     return _apply(x, lambda t: _lowpass_tensor(t, size), channels_last)
+
+
+# -- Sec. 4.1, Fig. 2: the circular filters of Tables 1 and 2 ------------------------------------------------
+def _circular_tensor(t: torch.Tensor, radius: float, high: bool) -> torch.Tensor:
+    h, w = t.shape[-2:]
+    if radius <= 0:
+        raise UserError(f"filter radius must be positive, got {radius}")
+    ky = torch.arange(h, device=t.device, dtype=torch.float32) - h // 2
+    kx = torch.arange(w, device=t.device, dtype=torch.float32) - w // 2
+    inside = ky[:, None] ** 2 + kx[None, :] ** 2 <= radius * radius
+    mask = ~inside if high else inside
+    spec = torch.fft.fftshift(torch.fft.fft2(t), dim=(-2, -1))
+    return torch.fft.ifft2(torch.fft.ifftshift(spec * mask, dim=(-2, -1))).real
+
+
+@overload
+def circular_filter(x: torch.Tensor, radius: float, *, high: bool = ..., channels_last: bool = ...) -> torch.Tensor: ...
+@overload
+def circular_filter(x: Image.Image, radius: float, *, high: bool = ..., channels_last: bool = ...) -> Image.Image: ...
+def circular_filter(x, radius, *, high=False, channels_last=False):  # type: ignore[no-untyped-def]
+    """Fig. 2 (a): map the image to its centred Fourier spectrum, set every component outside (low-pass) or
+    inside (``high=True``, high-pass, Table 1) the circle of radius ``radius`` (frequency-index units) around
+    the zero frequency to zero, and map back. The size is kept. Low-pass and high-pass at one radius sum to the
+    image; a radius is invariant under low-frequency cropping (index k of the cropped spectrum is index k)."""
+    return _apply(x, lambda t: _circular_tensor(t, float(radius), high), channels_last)
 
 
 # -- Sec. 5.2: low-pass filtering + down-sampling with Lanczos ----------------------------------------------

@@ -41,8 +41,8 @@ FREQUENCY_OPS: tuple[str, ...] = ("none", "crop", "downsample", "bicubic")
 FMNIST_MEAN, FMNIST_STD = (0.2860,) * 3, (0.3530,) * 3
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
-SampleKey = tuple[int, int, float, int]
-"""(dataset index, B, RandAug magnitude m, per-sample seed)."""
+SampleKey = tuple[int, int, float, int] | tuple[int, int, float, int, float]
+"""(dataset index, B, RandAug magnitude m, per-sample seed[, circular low-pass radius of the stage, Table 2])."""
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class CurriculumTransform:
             return low_frequency_crop(self.to_tensor(img), b)
         raise AssertionError(r)
 
-    def __call__(self, img: Image.Image, b: int, m: float) -> torch.Tensor:
+    def __call__(self, img: Image.Image, b: int, m: float, lowpass: float | None = None) -> torch.Tensor:
         if self.cfg.frequency_op == "none" and b != self.cfg.final_size:
             raise UserError(f"input size {b} needs a reduction (method without down-sampling got B != final)")
         # ET++ below the final size, reduce_at_crop: one Lanczos resize from the crop region to B is the low-pass +
@@ -214,6 +214,10 @@ class CurriculumTransform:
             img = self.randaug_at(size)(img)
         out = img if early else self.reduce(img, b)
         x = out if isinstance(out, torch.Tensor) else self.to_tensor(out)
+        if lowpass is not None:  # Table 2: after the augmentation, before Normalize (both linear)
+            from repro.core.frequency import circular_filter
+
+            x = circular_filter(x, lowpass)
         x = self.normalize(x)
         if self.erase is not None:
             x = self.erase(x)
@@ -269,11 +273,11 @@ class CurriculumDataset(torch.utils.data.Dataset):
         return len(self.base)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, int]:  # type: ignore[override]
-        index, b, m, seed = key
+        index, b, m, seed, *lowpass = key
         img, label = self.base[index]
         seed_everything(seed)
         self.transform.set_magnitude(m)  # worker-local state, set from the key before the call
-        return self.transform(img, b, m), int(label)
+        return self.transform(img, b, m, *lowpass), int(label)
 
 
 class EvalDataset(torch.utils.data.Dataset):

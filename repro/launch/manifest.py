@@ -52,7 +52,7 @@ class RunSpec(_Strict):
     task: Task = "in1k"
     model: str
     method: str | list[str]  # a method or a list of them (repro.methods)
-    schedule: str | None = None
+    schedule: str | None = None  # a preset, or a curriculum file (relative to experiments/): see schedule_setting
     epochs: float | None = Field(default=None, gt=0)
     final_size: int | None = Field(default=None, gt=0)
     dataset: str | None = None
@@ -323,26 +323,28 @@ def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConf
 # Settings the paper's runs use that no runner implements yet (their runs are reported by name, never trained
 # without them): a manifest may name them, anything else must be a training setting. Name -> what it is.
 NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
-    "lowpass_radius": "Table 2: the low-pass filter's radius",
-    "lowpass_epochs": "Table 2: first and last epoch of low-pass filtering",
-    "lfc_window": "Tables 3, 4: the low-frequency cropping window B",
-    "lfc_epochs": "Tables 3, 4: first and last epoch of low-frequency cropping",
-    "randaug_magnitude_early": "Table 4: RandAug m early in training",
-    "early_epochs": "Table 4: first and last epoch of the early m",
     "detector": "Table 17: the COCO detector",
     "segmentor": "Table 18: the ADE20K segmentor",
-    "b_schedule": "Table 19 (c): the shape of the B schedule",
-    "search": "Tables 21, 22: the curriculum search of Algorithm 2",
     "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",
     "eval_filter_radius": "Table 1: the evaluation filter's radius",
     "eval_epoch": "Table 1: evaluate the checkpoint of this epoch",
 }
 
 
+def schedule_setting(schedule: str) -> str | dict[str, Any]:
+    """A run's ``schedule`` as a training setting: a preset's name, or the content of a curriculum file (a path
+    relative to ``experiments/``, or absolute) -- the content, so that editing the file makes another run."""
+    from repro.core.curriculum import get_spec, is_file_name, load
+
+    if not is_file_name(schedule):
+        get_spec(schedule)
+        return schedule
+    return load(EXPERIMENTS_DIR / schedule)
+
+
 def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, BaseConfig]) -> None:
     """One run names a task with a base config, a known model, method and schedule; its overrides are settings of
     the right types. ``bases`` caches the base configs by task."""
-    from repro.core.curriculum import get_spec
     from repro.methods import check_names
     from repro.models import TABLE7, entry
 
@@ -369,7 +371,7 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
         raise UserError(f"{where('method')}: {err} (the paper's others: repro.methods.NOT_IMPLEMENTED)") from None
     if spec.schedule is not None:
         try:
-            get_spec(spec.schedule)
+            schedule_setting(spec.schedule)
         except UserError as err:
             raise UserError(f"{where('schedule')}: {err} (repro schedule --list)") from None
     _check_overrides(path, f"{loc}.overrides", spec.overrides, RunSpec, row)
@@ -379,10 +381,11 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
     """Override keys are training settings (``TrainConfig``'s fields, timm flag names) or settings the paper uses
     that are not implemented yet; values must have the setting's type. A field of the run or profile itself
     (``epochs``, ``dataset``...) is set there: the resolver would replace it."""
+    from repro.methods.frequency_studies import ALL_SETTINGS as STUDY_SETTINGS
     from repro.train.config import RESOLVED_ONLY, TrainConfig
 
     fields = TrainConfig.model_fields
-    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS)
+    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(STUDY_SETTINGS) | {"search"}
     kind = "run" if owner is RunSpec else "profile"
     for key, value in overrides.items():
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
@@ -401,6 +404,10 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
                     value)
             except ValidationError as err:
                 raise UserError(f"{where}: {err.errors()[0]['msg']} (got {value!r})") from None
+        elif key == "search":  # the run's curriculum is found by repro.launch.search first (Tables 21, 22)
+            from repro.launch.search import options
+
+            options(value if isinstance(value, dict) else {"algorithm": value}, where)
         elif isinstance(value, float) and not math.isfinite(value):
             raise UserError(f"{where}: must be a finite number (got {value!r})")
 

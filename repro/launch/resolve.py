@@ -35,8 +35,10 @@ from typing import Any
 
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
-from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
+from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base, schedule_setting
 from repro.methods import label as method_label
+from repro.methods.frequency_studies import ALL_SETTINGS as STUDY_SETTINGS
+from repro.methods.frequency_studies import curriculum as study_curriculum
 
 
 @dataclass(frozen=True)
@@ -83,13 +85,20 @@ def config_hash(config: dict[str, Any]) -> str:
 EVAL_PREFIX = "eval_"  # overrides that change how a trained run is evaluated, not the training itself
 
 
+def _training_key(spec: RunSpec) -> str:
+    """What a run trains: the spec without its evaluation overrides (cells differing only there share it)."""
+    data = spec.model_dump(exclude={"note"})
+    data["overrides"] = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
+    return json.dumps(data, sort_keys=True, default=str)
+
+
 def _is_evaluation(key: str) -> bool:
     from repro.train.config import TrainConfig
 
     return key.startswith(EVAL_PREFIX) and key not in TrainConfig.model_fields  # eval_every_epochs trains
 
 
-def same_cost_epochs(schedule: str, baseline_epochs: float, final_size: int, adapt: str) -> float:
+def same_cost_epochs(schedule: str | dict[str, Any], baseline_epochs: float, final_size: int, adapt: str) -> float:
     """Epochs of ``schedule`` whose training compute equals ``baseline_epochs`` standard epochs (Table 9: "our
     method is configured to have the same training cost as the baselines"): equivalent epochs grow linearly
     with the schedule's epochs, so one probe suffices (ET, Table 5: 300 real epochs cost 195.9 -> 459, rounded to
@@ -126,15 +135,22 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         model=proxy_of if proxied else spec.model,
         timm_model=base.models.get(proxy_of, {}).get("timm") if proxied else timm_name,
         method=spec.method,
-        schedule=spec.schedule,
+        schedule=None if spec.schedule is None else schedule_setting(spec.schedule),
         final_size=final_size,
         dataset=stand_in.dataset if stand_in else dataset,
     )
     epochs = spec.epochs if spec.epochs is not None else config.get("epochs")
     run_overrides = {k: v for k, v in spec.overrides.items() if not _is_evaluation(k)}
     config.update(run_overrides)
+    search = config.get("search")
+    if isinstance(search, dict):  # a search on the run's own model / data is on the profile's (a proxy's) ones
+        own = {"model": spec.model, "dataset": spec.dataset or base.config.get("dataset", "imagenet-1k")}
+        config["search"] = {k: v for k, v in search.items() if k not in own or v != own[k]}
+    study = {k: config.pop(k) for k in STUDY_SETTINGS if k in config}
+    if study:  # Sec. 4's studies: their settings are a curriculum, stated over the paper's epochs
+        config["schedule"] = study_curriculum(study, float(epochs or 300), method_label(spec.method))
     if config.get("same_cost_as_baseline") and epochs is not None:
-        epochs = same_cost_epochs(spec.schedule or "baseline", float(epochs), final_size, profile.adapt)
+        epochs = same_cost_epochs(config["schedule"] or "baseline", float(epochs), final_size, profile.adapt)
     config.update(
         profile=profile_name,
         epochs=None if epochs is None else epochs * profile.epoch_scale,
@@ -174,6 +190,12 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
             manifest.row(label)  # one-line error for an unknown row
     bases: dict[str, BaseConfig] = {}
     runs = []
+    snapshots: dict[str, list[float]] = {}  # a training run -> every epoch its cells evaluate (eval_epoch)
+    for row in manifest.rows:
+        for spec in row.runs.values():
+            if "eval_epoch" in spec.overrides:
+                kept = snapshots.setdefault(_training_key(spec), [])
+                kept[:] = sorted({*kept, float(spec.overrides["eval_epoch"])})
     for row in manifest.rows:
         if only and row.label not in only:
             continue
@@ -184,6 +206,9 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
                 bases[spec.task] = load_base(spec.task)
             upstream = ids[spec.init_from] if spec.init_from is not None else None
             config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
+            kept = snapshots.get(_training_key(spec))
+            if kept:  # the epochs some cell evaluates (Table 1): the run keeps its weights there
+                config["snapshot_epochs"] = [e * manifest.profiles[profile].epoch_scale for e in kept]
             cell = _cell_id(spec, config)  # identity: the upstream's cell, whatever the seed
             ids[key] = cell
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}

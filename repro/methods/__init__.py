@@ -120,9 +120,6 @@ def register(cls: type[Method]) -> type[Method]:
 
 # The other methods the paper's tables report, not implemented yet. Name -> where the paper reports it.
 NOT_IMPLEMENTED: dict[str, str] = {
-    "lowpass-curriculum": "Table 2: low-pass filtering curricula",
-    "lfc-curriculum": "Tables 3, 4: low-frequency cropping curricula",
-    "randaug-curriculum": "Table 4: weaker RandAug early in training",
 }
 
 # hook points of which a list may set only one (the others compose: weights multiply, hooks run in order)
@@ -282,6 +279,7 @@ from repro.methods import (  # noqa: E402
     efficienttrain,
     efficienttrain_pp,
     fixres,
+    frequency_studies,
     infobatch,
     label_similarity_curriculum,
     minimax_curriculum,
@@ -292,5 +290,6 @@ from repro.methods import (  # noqa: E402
 
 __all__ = ["METHODS", "NOT_IMPLEMENTED", "Method", "Methods", "check_names", "label", "register", "schedule_of",
            "autoprog", "baseline", "budgeted_training", "budgeted_vit", "curriculumnet", "deit3", "dih_curriculum",
-           "efficienttrain", "efficienttrain_pp", "fixres", "infobatch", "label_similarity_curriculum",
-           "minimax_curriculum", "progressive_learning", "self_paced_learning", "smoothing_curriculum"]
+           "efficienttrain", "efficienttrain_pp", "fixres", "frequency_studies", "infobatch",
+           "label_similarity_curriculum", "minimax_curriculum", "progressive_learning", "self_paced_learning",
+           "smoothing_curriculum"]

@@ -107,6 +107,21 @@ def seed_values(runs: pd.DataFrame, cell: str, metric: str) -> tuple[dict[int, f
     return values, "finished" if not statuses else "; ".join(statuses)
 
 
+def _evaluated(runs: pd.DataFrame, cell: str, seeds: list[int], evaluation: dict[str, Any],
+               epoch_scale: float) -> tuple[float | None, float | None, int, str]:
+    """A cell evaluated by its ``eval_*`` evaluator (``repro.results.evaluators``) on each finished seed."""
+    from repro.errors import UserError
+    from repro.results.evaluators import evaluate
+
+    if not seeds:
+        return None, None, 0, "missing"
+    try:
+        values = [evaluate(Path(runs.loc[f"{cell}-s{k}", "path"]), evaluation, epoch_scale) for k in seeds]
+    except UserError as err:
+        return None, None, 0, str(err)
+    return (*mean_std(values), "finished")
+
+
 def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
     """mean, sample standard deviation (None for one seed) and n."""
     n = len(values)
@@ -145,8 +160,9 @@ def reproduce(
                 values, status = seed_values(runs, run.cell, col.metric or "")
                 run_ids = [f"{run.cell}-s{k}" for k in values] or [run.run_id]
                 value, std, n = mean_std(list(values.values()))
-                if run.evaluation:  # e.g. Table 1: the trained run evaluated on filtered inputs
-                    value, std, n, status = None, None, 0, f"no evaluator for {', '.join(sorted(run.evaluation))} yet"
+                if run.evaluation:  # e.g. Table 1: the trained runs evaluated on filtered inputs
+                    value, std, n, status = _evaluated(runs, run.cell, list(values), run.evaluation,
+                                                       manifest.profiles[profile].epoch_scale)
             elif col.source == "ratio" and (row.label, col.numerator) in resolved:
                 num = resolved[row.label, col.numerator]  # type: ignore[index]
                 den = resolved.get((row.label, col.denominator or ""))

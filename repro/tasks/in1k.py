@@ -51,7 +51,11 @@ def check(config: dict[str, Any]) -> str:
     """Why the engine cannot train ``config`` ("" if it can): the launcher reports such a run by name up front
     instead of starting (or submitting) it only to fail."""
     try:
-        cfg = train_config(config)
+        if "search" in config:  # Tables 21, 22: checked without it, its curriculum is found first
+            from repro.launch.search import options
+
+            options(config["search"])
+        cfg = train_config({k: v for k, v in config.items() if k != "search"})
     except UserError as err:
         return str(err)
     if cfg.model_variant == "full" and not _buildable(cfg.model):
@@ -85,8 +89,19 @@ def zoo_cost_fn(cfg: TrainConfig) -> Any:
 
 
 def run(config: dict[str, Any], run_dir: Path) -> None:
+    """Train ``config`` in ``run_dir``; a run with ``search`` first runs (or resumes) its curriculum search
+    (``repro.launch.search``), whose candidates are runs beside ``run_dir``; its curriculum file and report go to
+    ``run_dir/search/``."""
     from repro.train.engine import train
 
+    if "search" in config:  # the run's curriculum search first: candidates beside run_dir, its output inside
+        from repro.core.curriculum import load
+        from repro.launch.search import options, run_search
+
+        base = {k: v for k, v in config.items() if k != "search"}
+        found = run_search(base, options(config["search"]).scaled(config.get("epochs")), root=Path(run_dir).parent,
+                           out=Path(run_dir) / "search")
+        config = {**base, "schedule": load(found)}
     if config.get("init_from"):  # a run link: the upstream run's directory is beside this one
         config = {**config, "init_from": str(Path(run_dir).parent / config["init_from"])}
     cfg = train_config(config)

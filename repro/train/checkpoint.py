@@ -53,6 +53,17 @@ def save(run_dir: Path, step: int, state: dict[str, Any], keep: int = 2) -> Path
     return path
 
 
+def snapshot_path(run_dir: Path, epoch: float) -> Path:
+    """The weights a run kept at epoch ``epoch`` (``snapshot_epochs``: Table 1 evaluates them)."""
+    return Path(run_dir) / "snapshots" / f"epoch-{epoch:g}.pt"
+
+
+def save_snapshot(run_dir: Path, epoch: float, weights: dict[str, Any]) -> Path:
+    path = snapshot_path(run_dir, epoch)
+    _write(path, {"epoch": epoch, "model": weights})
+    return path
+
+
 def save_rank(run_dir: Path, step: int, rank: int, state: dict[str, Any], keep: int = 2) -> Path:
     """Per-process state that differs between DDP ranks (the replay buffer's shard), next to the checkpoint."""
     path = run_dir / f"rank{rank}-{step:09d}.pt"

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from repro.core.curriculum import get_spec
+from repro.core.curriculum import from_data, get_spec, is_file_name, load
 from repro.errors import UserError
 
 
@@ -54,7 +54,9 @@ class TrainConfig(BaseModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     model_variant: Literal["full", "proxy"] = "full"  # proxy: a tiny same-family model (CPU smoke profile)
     method: str | list[str] = "baseline"  # a method or a list of them (repro.methods: names and hooks)
-    schedule: str | None = None  # curriculum preset; default from the method
+    # curriculum: a preset name, or a curriculum's data (a file's content: a file name given here is read, so that
+    # the content, not the path, is the run's identity); default from the method
+    schedule: str | dict[str, Any] | None = None
     epochs: float = Field(default=300, gt=0)  # real epochs (baseline, ET) or equivalent epochs (ET++)
     final_size: int = Field(default=224, gt=0)
     adapt: Literal["table10", "linear"] = "table10"
@@ -129,6 +131,7 @@ class TrainConfig(BaseModel):
     log_every_steps: int = Field(default=20, gt=0)
     checkpoint_minutes: float = Field(default=30.0, gt=0)
     keep_checkpoints: int = Field(default=2, ge=1)
+    snapshot_epochs: tuple[float, ...] = ()  # real epochs at which the weights are kept (Table 1's checkpoints)
     wandb: bool = False
     wandb_project: str = "repro"
     wandb_group: str | None = None
@@ -159,12 +162,16 @@ class TrainConfig(BaseModel):
 
     @field_validator("schedule")
     @classmethod
-    def _known_schedule(cls, schedule: str | None) -> str | None:
-        if schedule is not None:
-            try:
+    def _known_schedule(cls, schedule: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        try:
+            if isinstance(schedule, dict):
+                from_data(schedule)
+            elif schedule is not None and is_file_name(schedule):
+                return load(schedule)
+            elif schedule is not None:
                 get_spec(schedule)
-            except UserError as err:
-                raise ValueError(str(err)) from None
+        except UserError as err:
+            raise ValueError(str(err)) from None
         return schedule
 
     @field_validator("crop_scale")

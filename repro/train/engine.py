@@ -210,23 +210,26 @@ class KeySampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
 
     Fresh batch ``k`` is trained at step ``first_step + k (n_replay + 1)`` (the replays of Sec. 5.3 sit in between)
     and holds the stream positions ``position + k batch_size ...``; the rank takes every ``world``-th of them.
-    ``magnitude`` maps a step to its RandAug m. Iterated in the main process (also with loader workers).
+    ``magnitude`` maps a step to its RandAug m. A stage with a circular low-pass filter (Table 2) appends its
+    radius to every key. Iterated in the main process (also with loader workers).
     """
 
     def __init__(self, stream: Stream | _SelectedStream, *, position: int, first_step: int, end_step: int,
                  batch_size: int, resolution: int, n_replay: int, seed: int, magnitude: Any, rank: int = 0,
-                 world: int = 1) -> None:
+                 world: int = 1, lowpass: float | None = None) -> None:
         self.stream, self.position, self.first_step = stream, position, first_step
         self.batch_size, self.resolution, self.stride = batch_size, resolution, n_replay + 1
         self.seed, self.magnitude, self.rank, self.world = seed, magnitude, rank, world
         self.batches = max(0, -(-(end_step - first_step) // self.stride))
+        self.extra = () if lowpass is None else (lowpass,)
 
-    def batch(self, k: int) -> list[tuple[int, int, float, int]]:
+    def batch(self, k: int) -> list[tuple[Any, ...]]:
         start = self.position + k * self.batch_size
         positions = range(start + self.rank, start + self.batch_size, self.world)
         m = self.magnitude(self.first_step + k * self.stride)
         indices = self.stream.indices(positions.start, positions.stop, positions.step)
-        return [(i, self.resolution, m, _sample_seed(self.seed, p)) for i, p in zip(indices, positions, strict=True)]
+        return [(i, self.resolution, m, _sample_seed(self.seed, p), *self.extra)
+                for i, p in zip(indices, positions, strict=True)]
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return (self.batch(k) for k in range(self.batches))
@@ -471,9 +474,9 @@ class Trainer:
                           f"{self.curriculum.name} curriculum at final size {final} (its patch grid); {which}")
 
     def _axis_epochs(self) -> float:
-        """Length of the LR axis in epochs: equivalent epochs (compute axis) or real epochs (epoch axis)."""
-        c = self.curriculum
-        return c.equivalent_epochs if c.axis == "compute" else c.real_epochs
+        """Length of the LR axis in epochs: equivalent epochs (compute axis) or real epochs (epoch axis), of the
+        whole LR schedule when the curriculum is the beginning of a longer one (``lr_horizon``, Algorithm 2)."""
+        return self.curriculum.lr_epochs
 
     def stage_of(self, step: float) -> StagePlan:
         for plan in self.plan:
@@ -497,7 +500,7 @@ class Trainer:
         return float(self.total_steps) + (samples - self.sample_starts[-1]) / self.plan[-1].batch_size
 
     def _lr(self, stage: StagePlan, step: float) -> float:
-        return stage.peak_lr * self.lr_schedule(self.curriculum.axis_progress(stage.fraction(step)))
+        return stage.peak_lr * self.lr_schedule(self.curriculum.lr_progress(stage.fraction(step)))
 
     def _magnitude(self, fraction: float) -> float:
         """RandAug m applied at a point of the curriculum: it rises to the final m with the curriculum (Tables 5, 6;
@@ -549,7 +552,8 @@ class Trainer:
         sampler = KeySampler(stream, position=self.position,
                              first_step=start_step + pending, end_step=end_step,
                              batch_size=stage.batch_size, resolution=stage.resolution, n_replay=self.cfg.n_replay,
-                             seed=self.cfg.seed, magnitude=magnitude, rank=self.dist.rank, world=self.dist.world)
+                             seed=self.cfg.seed, magnitude=magnitude, rank=self.dist.rank, world=self.dist.world,
+                             lowpass=self.curriculum.stages[stage.index].lowpass)
         self._batch_keys = (sampler, start_step)
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
@@ -815,6 +819,9 @@ class Trainer:
                                    progress=(min(round(now), self.total_steps), self.total_steps))
                     t_log, n_log = time.perf_counter(), 0
                 e_prev, e_now = self.curriculum.epoch_at(f_prev), self.curriculum.epoch_at(f)
+                for epoch in self.cfg.snapshot_epochs:  # weights kept for later evaluation (Table 1)
+                    if e_prev < epoch <= e_now + 1e-9 and self.dist.is_main:
+                        ckpt.save_snapshot(self.out, epoch, self.model.state_dict())
                 stage_done = now >= stage.first_step + stage.steps
                 if math.floor(e_now / eval_every) > math.floor(e_prev / eval_every) and not stage_done:
                     self.log.write(self._eval_record(stage))

@@ -1,0 +1,55 @@
+"""The curriculum searches (Algorithms 1 and 2): the budget constraint, candidates as resumable runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repro.core.curriculum import build, load
+from repro.launch.search import SearchOptions, alg2_candidate, run_search, within_budget
+from repro.train.config import from_resolved
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+BASE = {"task": "in1k", "model": "test_vit", "model_kwargs": {"patch_size": 4}, "method": "efficienttrain++",
+        "dataset": "fashion-mnist", "final_size": 28, "adapt": "linear", "max_train_images": 64,
+        "max_val_images": 32, "batch_size": 16, "workers": 0, "lr": 1e-3, "warmup_epochs": 0.1, "mixup": 0.0,
+        "cutmix": 0.0, "reprob": 0.0, "crop_scale": [0.35, 1.0], "crop_pct": 1.0, "eval_every_epochs": 100,
+        "log_every_steps": 1}
+OPT = SearchOptions(stages=3, candidates=(128, 224), baseline_epochs=1.5, finetune_epochs=0.25)
+
+
+def test_algorithm2_candidates_are_the_first_part_of_one_schedule() -> None:
+    c = build(alg2_candidate(SearchOptions(), [96], 160))
+    assert [s.resolution for s in c.stages] == [96, 160, 224]
+    assert c.equivalent_epochs == pytest.approx(2 * 40 + 10)  # two stages of T / N = 40, then T_ft = 10
+    assert c.lr_epochs == pytest.approx(200)  # the LR of the whole beta T0 = 200 schedule
+    assert (c.stages[1].m_start, c.stages[1].m_end, c.stages[2].m_end) == pytest.approx((1.8, 3.6, 4.05))
+
+
+def test_algorithm2_respects_its_budget_and_resumes_without_retraining(tmp_path: Path) -> None:
+    lines: list[str] = []
+    path = run_search(BASE, OPT, root=tmp_path / "runs", out=tmp_path / "found", log=lines.append)
+    found = load(path)
+    assert within_budget(found, OPT)
+    assert build(found).equivalent_epochs == pytest.approx(OPT.beta * OPT.baseline_epochs)
+    assert build(found).resolutions[-1] == 224
+    report = json.loads((tmp_path / "found" / "report.json").read_text())
+    assert [len(s["candidates"]) for s in report["steps"]] == [2, 2] and report["within_budget"]
+    assert sum(line.startswith("start") for line in lines) == 4
+
+    # an interruption: the last step's candidates lost (one gone entirely); the search is run again
+    last = report["steps"][-1]["candidates"]
+    shutil.rmtree(tmp_path / "runs" / last[0]["run_id"])
+    lines.clear()
+    again = run_search(BASE, OPT, root=tmp_path / "runs", out=tmp_path / "again", log=lines.append)
+    assert [line.split()[0] for line in lines if line.split()[0] in ("start", "skip", "resume")].count("start") == 1
+    assert sum(line.startswith("skip") for line in lines) == 3
+    assert load(again)["stages"] == found["stages"]
+    # what repro train --schedule reads
+    cfg = from_resolved({**BASE, "schedule": yaml.safe_load(again.read_text()), "epochs": found["budget"]})
+    assert build(cfg.schedule).resolutions == build(found).resolutions
