@@ -42,6 +42,16 @@ def test_names_resolve_both_ways(e) -> None:  # type: ignore[no-untyped-def]
     assert family_of(e.paper) == e.family
 
 
+def test_table11_resnet18_builds_full_and_proxy() -> None:
+    from repro.models.zoo import OTHERS
+
+    e = entry("ResNet-18")
+    assert e in OTHERS and e not in TABLE7 and entry("resnet18") is e and e.speedup is None
+    full = create("ResNet-18", num_classes=1000)
+    assert sum(p.numel() for p in full.parameters()) / 1e6 == pytest.approx(e.params_m, abs=0.05)
+    assert create("ResNet-18", variant="proxy", num_classes=10, img_size=56)(torch.zeros(1, 3, 56, 56)).shape == (1, 10)
+
+
 def test_unknown_name_lists_close_matches() -> None:
     with pytest.raises(UserError, match="did you mean.*Swin-Tiny"):
         entry("Swin-Tiyn")

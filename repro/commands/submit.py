@@ -94,6 +94,7 @@ def run_submit(args: argparse.Namespace) -> int:
 
     from repro.launch.cluster import load_cluster_profile, make_executor, sbatch_script
     from repro.launch.job import submit_runs
+    from repro.methods import label
 
     name = args.cluster_profile or (
         os.environ.get("REPRO_CLUSTER_PROFILE", DEFAULT_CLUSTER_PROFILE["full"]) if args.profile == "full"
@@ -131,7 +132,8 @@ def run_submit(args: argparse.Namespace) -> int:
                   (f"to submit{after}" if args.dry_run and st.needs_submission else
                    st.detail if st.state == "waiting" else f"skip ({st.state})"))
         epochs = r.config.get("epochs")
-        print(f"  {r.row:<16} {r.key:<9} {r.config.get('method', ''):<17} epochs {epochs:<7g} {r.run_id}  {action}")
+        method = label(r.config.get("method", ""))
+        print(f"  {r.row:<16} {r.key:<9} {method:<17} epochs {epochs:<7g} {r.run_id}  {action}")
     if args.dry_run:
         print("\nsbatch script of one run:\n" + sbatch_script(cluster, folder, f"table{manifest.table:02d}"))
         return 0

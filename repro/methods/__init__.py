@@ -28,10 +28,15 @@ Hook points (class attributes and methods of :class:`Method`; ``trainer`` is the
   seeing their per-sample losses (detached); weights of several methods multiply.
 - ``observe_losses(trainer, indices, losses)`` -- after each step, the per-sample losses of every process
   (gathered), in index order of the global batch: for scores kept across epochs.
+- ``targets(trainer, y)`` -- the training targets of this process's samples of the step: class indices (or
+  Mixup's soft targets) in, a distribution over the classes per sample out (e.g. the label-similarity
+  curriculum's soft labels); the engine's cross-entropy takes them as soft targets. At most one method.
 - ``final_phase(trainer)`` -- an extra phase after the main training and before the final evaluation
   (FixRes' fine-tuning at the test size). At most one method.
 - ``state_dict()`` / ``load_state_dict(state)`` -- the method's state, saved in every checkpoint: a resumed
   run equals an uninterrupted one.
+- ``summary()`` -- entries the method adds to the run's ``summary.json`` (e.g. the cost of its extra passes
+  over the data, which the engine counts in the training time).
 
 Combinations with a conflict (two methods setting the same exclusive hook) are refused with one line naming
 both. Methods the paper reports that no file implements yet are listed in :data:`NOT_IMPLEMENTED`: a manifest
@@ -86,6 +91,9 @@ class Method:
     def observe_losses(self, trainer: Any, indices: torch.Tensor, losses: torch.Tensor) -> None:
         return None
 
+    def targets(self, trainer: Any, y: torch.Tensor) -> torch.Tensor | None:
+        return None
+
     def final_phase(self, trainer: Any) -> None:
         return None
 
@@ -94,6 +102,9 @@ class Method:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         return None
+
+    def summary(self) -> dict[str, Any]:
+        return {}
 
 
 METHODS: dict[str, type[Method]] = {}
@@ -109,18 +120,12 @@ def register(cls: type[Method]) -> type[Method]:
 
 # The other methods the paper's tables report, not implemented yet. Name -> where the paper reports it.
 NOT_IMPLEMENTED: dict[str, str] = {
-    "smoothing-curriculum": "Table 11: Curriculum by Smoothing (NeurIPS'20)",
-    "self-paced-learning": "Table 11: Self-paced Learning (NeurIPS'10)",
-    "minimax-curriculum": "Table 11: Minimax Curriculum (ICLR'18)",
-    "dih-curriculum": "Table 11: DIH Curriculum (NeurIPS'20)",
-    "curriculumnet": "Table 11: CurriculumNet (ECCV'18)",
-    "label-similarity-curriculum": "Table 11: Label-similarity Curriculum (ECCV'20)",
 }
 
 # hook points of which a list may set only one (the others compose: weights multiply, hooks run in order)
 EXCLUSIVE = {"schedule": "the curriculum", "frequency_op": "the frequency operation",
              "lr_schedule": "the LR schedule", "select": "the samples of an epoch",
-             "final_phase": "the phase after training"}
+             "targets": "the training targets", "final_phase": "the phase after training"}
 
 
 def names_of(method: str | Sequence[str]) -> list[str]:
@@ -243,6 +248,11 @@ class Methods:
         for m in self.items:
             m.observe_losses(trainer, indices, losses)
 
+    def targets(self, trainer: Any, y: torch.Tensor) -> torch.Tensor:
+        owner = self._owner("targets")
+        out = owner.targets(trainer, y) if owner is not None else None
+        return y if out is None else out
+
     def final_phase(self, trainer: Any) -> None:
         owner = self._owner("final_phase")
         if owner is not None:
@@ -255,6 +265,12 @@ class Methods:
         for m in self.items:
             m.load_state_dict(state.get(m.name, {}))
 
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in self.items:
+            out.update(m.summary())
+        return out
+
 
 # the registry: one module per method (imported for its @register)
 from repro.methods import (  # noqa: E402
@@ -262,15 +278,23 @@ from repro.methods import (  # noqa: E402
     baseline,
     budgeted_training,
     budgeted_vit,
+    curriculumnet,
     deit3,
+    dih_curriculum,
     efficienttrain,
     efficienttrain_pp,
     fixres,
     frequency_studies,
     infobatch,
+    label_similarity_curriculum,
+    minimax_curriculum,
     progressive_learning,
+    self_paced_learning,
+    smoothing_curriculum,
 )
 
 __all__ = ["METHODS", "NOT_IMPLEMENTED", "Method", "Methods", "check_names", "label", "register", "schedule_of",
-           "autoprog", "baseline", "budgeted_training", "budgeted_vit", "deit3", "efficienttrain",
-           "efficienttrain_pp", "fixres", "frequency_studies", "infobatch", "progressive_learning"]
+           "autoprog", "baseline", "budgeted_training", "budgeted_vit", "curriculumnet", "deit3", "dih_curriculum",
+           "efficienttrain", "efficienttrain_pp", "fixres", "frequency_studies", "infobatch",
+           "label_similarity_curriculum", "minimax_curriculum", "progressive_learning", "self_paced_learning",
+           "smoothing_curriculum"]

@@ -1,9 +1,9 @@
 """The Table 7 model zoo of EfficientTrain++ (TPAMI 2024): names, builders and the input-size hook.
 
-Every Table 7 architecture is buildable by its paper name (``"Swin-Tiny"``) or its timm name
-(``"swin_tiny_patch4_window7_224"``); PVT v1 and CSWin are implemented here (:mod:`repro.models.pvt`,
-:mod:`repro.models.cswin`) and registered in timm. ``variant="proxy"`` builds a tiny member of the same family
-(well under 1M parameters) for the CPU smoke profile.
+Every Table 7 architecture (and Table 11's ResNet-18, :data:`OTHERS`) is buildable by its paper name
+(``"Swin-Tiny"``) or its timm name (``"swin_tiny_patch4_window7_224"``); PVT v1 and CSWin are implemented here
+(:mod:`repro.models.pvt`, :mod:`repro.models.cswin`) and registered in timm. ``variant="proxy"`` builds a tiny
+member of the same family (well under 1M parameters) for the CPU smoke profile.
 
 EfficientTrain++ changes the input size B during training (low-frequency cropping, Sec. 4.1 / Table 6).
 :func:`set_input_size` adapts a model to B *in place* without creating or resizing a parameter, so the
@@ -41,7 +41,7 @@ class ZooEntry:
     family: str
     params_m: float
     gflops: float
-    speedup: float  # Table 7 "Computation" training speedup of EfficientTrain++ (200 equivalent epochs)
+    speedup: float | None = None  # Table 7 "Computation" training speedup of ET++ (200 equivalent epochs)
 
 
 TABLE7: tuple[ZooEntry, ...] = (
@@ -65,9 +65,13 @@ TABLE7: tuple[ZooEntry, ...] = (
     ZooEntry("CAFormer-S36", "caformer_s36", "caformer", 39, 8.0, 1.52),
     ZooEntry("CAFormer-M36", "caformer_m36", "caformer", 56, 13.2, 1.51),
 )
+# Models other tables train that have no Table 7 row (#Param. / #FLOPs at 224^2 from timm's resnet18)
+OTHERS: tuple[ZooEntry, ...] = (
+    ZooEntry("ResNet-18", "resnet18", "resnet", 11.7, 1.8),  # Table 11's curriculum-learning rows
+)
 FAMILIES = ("resnet", "convnext", "deit", "pvt", "swin", "cswin", "caformer")
 _BY_KEY: dict[str, ZooEntry] = {}
-for _e in TABLE7:
+for _e in TABLE7 + OTHERS:
     for _k in (_e.paper, _e.timm):
         _BY_KEY[_k.lower()] = _e
 
@@ -81,13 +85,13 @@ def entry(name: str) -> ZooEntry:
     """The Table 7 row for a paper or timm name (case-insensitive); unknown names list close matches."""
     found = _BY_KEY.get(name.lower()) or _BY_KEY.get(name.lower().replace("_", "-"))
     if found is None:
-        names = [e.paper for e in TABLE7] + [e.timm for e in TABLE7]
+        names = [e.paper for e in TABLE7 + OTHERS] + [e.timm for e in TABLE7 + OTHERS]
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
         lowered = {n.lower(): n for n in names}
         close += [lowered[c] for c in difflib.get_close_matches(name.lower(), lowered, n=3, cutoff=0.5)]
         close = list(dict.fromkeys(close))[:4]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise UserError(f"unknown model {name!r}{hint}; known: {', '.join(e.paper for e in TABLE7)}")
+        raise UserError(f"unknown model {name!r}{hint}; known: {', '.join(e.paper for e in TABLE7 + OTHERS)}")
     return found
 
 

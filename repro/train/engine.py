@@ -825,6 +825,7 @@ class Trainer:
             # what else used that RNG in this process (loader workers or not, resumed or not)
             np.random.seed(_sample_seed(self.cfg.seed, -1 - self.step))
             x, y = self.mixup(x, y)
+        y = self.methods.targets(self, y)
         self.optimizer.zero_grad(set_to_none=True)
         masks = self._mask_generator(str(self.step)) if self.pretraining else None
         chunks = self._chunks(len(x))
@@ -885,6 +886,7 @@ class Trainer:
             "stages": [asdict(p) for p in self.plan],
             "stage_switch_seconds": sum(self.stage_switch_seconds) / max(len(self.stage_switch_seconds), 1),
         }
+        summary.update(self.methods.summary())
         if "top1_ema" in final:
             summary.update(top1_ema=final["top1_ema"], top5_ema=final["top5_ema"])
         if self.cost_fn is not None:
@@ -905,7 +907,7 @@ def _criterion(cfg: TrainConfig, soft_targets: bool) -> Any:
                 logits.dtype)
             return F.binary_cross_entropy_with_logits(logits, t, reduction="none").mean(-1)
         logp = F.log_softmax(logits, dim=-1)
-        if soft_targets:
+        if soft_targets or target.ndim == 2:  # Mixup's or a method's targets (Methods.targets)
             return -(target * logp).sum(-1)
         nll = -logp.gather(1, target[:, None]).squeeze(1)
         return (1.0 - smoothing) * nll - smoothing * logp.mean(-1) if smoothing > 0 else nll
