@@ -139,10 +139,13 @@ class Row(_Strict):
 
 class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
-    ``max_train_images`` of its training split (all when null), in place of the profile's subset size."""
+    ``max_train_images`` of its training split (all when null), in place of the profile's subset size, and the
+    stand-in's own ``epoch_scale`` where it has one (the detection / segmentation proxies: 2 % of a COCO 1x
+    schedule is a quarter of an epoch)."""
 
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
+    epoch_scale: float | None = Field(default=None, gt=0)
     why: str
 
 
@@ -321,13 +324,18 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "early_epochs": "Table 4: first and last epoch of the early m",
     "augregs": "Table 11: false trains without augmentation and regularisation",
     "target": "Table 15: the MAE reconstruction target",
-    "detector": "Table 17: the COCO detector",
-    "segmentor": "Table 18: the ADE20K segmentor",
     "b_schedule": "Table 19 (c): the shape of the B schedule",
     "search": "Tables 21, 22: the curriculum search of Algorithm 2",
     "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",
     "eval_filter_radius": "Table 1: the evaluation filter's radius",
     "eval_epoch": "Table 1: evaluate the checkpoint of this epoch",
+}
+
+
+# Settings of the detection / segmentation tasks (repro.tasks.coco, repro.tasks.ade20k), not of the engine.
+TASK_SETTINGS: dict[str, str] = {
+    "detector": "Table 17: the COCO detector and its schedule (repro.detseg.configs.DETECTORS)",
+    "segmentor": "Table 18: the ADE20K segmentor and its schedule (repro.detseg.configs.SEGMENTORS)",
 }
 
 
@@ -374,7 +382,7 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
     from repro.train.config import RESOLVED_ONLY, TrainConfig
 
     fields = TrainConfig.model_fields
-    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS)
+    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(TASK_SETTINGS)
     kind = "run" if owner is RunSpec else "profile"
     for key, value in overrides.items():
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")

@@ -9,7 +9,8 @@ The resolved configuration is composed in one fixed order, each layer overriding
 4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``,
    except for the settings the run overrides itself: those are what the row varies, and a profile that
    replaced them would train (and name) another run than the one asked for. A run's paper data set that the
-   profile replaces (``stand_ins``: IN-22K, CIFAR... on the CPU proxy) becomes the stand-in and its size.
+   profile replaces (``stand_ins``: IN-22K, CIFAR, COCO... on the CPU proxy) becomes the stand-in, its size and
+   its epoch scale where it has one.
 
 A run that starts from another run of its row (``init_from: <run key>``) carries that run's id as
 ``init_from``: the link is part of its identity (a fine-tuning of another pre-training is another run), and the
@@ -123,9 +124,10 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     config.update(run_overrides)
     if config.get("same_cost_as_baseline") and epochs is not None:
         epochs = same_cost_epochs(spec.schedule or "baseline", float(epochs), final_size, profile.adapt)
+    scale = stand_in.epoch_scale if stand_in and stand_in.epoch_scale else profile.epoch_scale
     config.update(
         profile=profile_name,
-        epochs=None if epochs is None else epochs * profile.epoch_scale,
+        epochs=None if epochs is None else epochs * scale,
         adapt=profile.adapt,
         model_variant=profile.model_variant,
         max_train_images=stand_in.max_train_images if stand_in else profile.max_train_images,
@@ -133,7 +135,7 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     if spec.final_size is not None and profile.adapt == "linear":  # a proxy of a Table 10 run: its B follow
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
     if config.get("warmup_epochs") is not None:  # the warm-up is part of the schedule: it scales with it
-        config["warmup_epochs"] = config["warmup_epochs"] * profile.epoch_scale
+        config["warmup_epochs"] = config["warmup_epochs"] * scale
     profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
     profile_settings.update(profile.overrides)
     config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})

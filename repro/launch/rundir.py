@@ -30,6 +30,9 @@ WANDB_GROUP_FILE = "wandb_group.txt"
 LOCK_FILE = ".lock"
 PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submitit", "pandas", "pydantic", "wandb")
 RunState = Literal["new", "partial", "corrupt", "finished"]
+# A finished run's summary holds a finite headline metric: top-1 (classification), COCO AP^box (repro.tasks.coco)
+# or ADE20K mIoU (repro.tasks.ade20k).
+HEADLINE_METRICS = ("top1", "ap_box", "miou")
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -135,10 +138,12 @@ def run_info(path: str | Path) -> RunInfo:
         summary = json.loads(text)
     except ValueError:
         return RunInfo("corrupt", f"{summary_path}: not valid JSON (a torn write?)")
-    top1 = summary.get("top1") if isinstance(summary, dict) else None
-    if not is_finite_number(top1):
-        what = "not a JSON object" if not isinstance(summary, dict) else (
-            "no top1" if top1 is None else f"top1 {top1!r} is not a finite number")
+    if not isinstance(summary, dict):
+        return RunInfo("corrupt", f"{summary_path}: not a JSON object")
+    headline = next((k for k in HEADLINE_METRICS if k in summary), "top1")
+    value = summary.get(headline)
+    if not is_finite_number(value):
+        what = f"no {' / '.join(HEADLINE_METRICS)}" if value is None else f"{headline} {value!r} is not a finite number"
         return RunInfo("corrupt", f"{summary_path}: {what}")
     return RunInfo("finished", summary=summary)
 
