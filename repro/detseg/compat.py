@@ -132,12 +132,18 @@ def _ext_module() -> types.ModuleType:
 
 
 def _safe_globals() -> list[Any]:
-    """What an mmengine Runner checkpoint holds besides tensors (its message hub's log history)."""
+    """What an mmengine Runner checkpoint holds besides tensors: its message hub's log history (HistoryBuffer,
+    numpy arrays and scalars, collections.Counter) and what numpy's scalars pickle through (``_codecs.encode``,
+    ``builtins.getattr``) -- the GLOBAL opcodes of an epoch checkpoint, listed with pickletools."""
+    import builtins
+    import codecs
+    import collections
+
     import numpy as np
     from mmengine.logging import HistoryBuffer
 
     core = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed it (pickles name the new module)
-    return [HistoryBuffer, np.dtype, np.ndarray, core.multiarray._reconstruct, core.multiarray.scalar,
+    return [HistoryBuffer, collections.Counter, codecs.encode, builtins.getattr, np.dtype, np.ndarray, core.multiarray._reconstruct, core.multiarray.scalar,
             *{type(np.dtype(t)) for t in ("f8", "f4", "i8", "i4", "u1", "b1")}]
 
 
