@@ -16,6 +16,7 @@ FMNIST  := /usr/share/datasets/fashion-mnist
 help:
 	@echo "make table7   regenerate Table 7 (default PROFILE=smoke: Fashion-MNIST proxy on CPU; CLUSTER=slurm to submit)"
 	@echo "make tables   every table; PROFILE=full for the paper setting"
+	@echo "make claims   test the paper's claims on the converged Fashion-MNIST proxy (3 seeds): results/claims.md"
 	@echo "make test     set up, lint (ruff) and run the test suite"
 	@echo "make setup    create $(VENV) from the hashed lock ($(LOCK)); no-op when up to date"
 	@echo "make lock     re-resolve $(LOCK) from pyproject.toml"
@@ -75,7 +76,7 @@ test: lint pytest
 TABLE_NUMBERS := 1 2 3 4 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 25
 TABLE_TARGETS := $(addprefix table,$(TABLE_NUMBERS))
 CLUSTER ?= local
-.PHONY: $(TABLE_TARGETS) tables
+.PHONY: $(TABLE_TARGETS) tables claims
 
 $(TABLE_TARGETS): table%: setup data
 	@n=$$(printf %02d $*); status=0; \
@@ -91,6 +92,11 @@ $(TABLE_TARGETS): table%: setup data
 # Every table, also after one whose runs could not all start (`repro run` exits 3): the status is the last failure's.
 tables:
 	@status=0; for n in $(TABLE_NUMBERS); do $(MAKE) --no-print-directory table$$n || status=$$?; done; exit $$status
+
+# The paper's claims on the proxy profile (experiments/claims.yaml): train what the runnable ones need, 3 seeds
+# each, then write results/claims.md and the proxy tables they draw on (results/tableNN-proxy.*).
+claims: setup data
+	$(PY) -m repro claims --run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

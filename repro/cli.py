@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "validate": "repro.commands.validate",
     "paper": "repro.commands.paper",
     "table": "repro.commands.table",
+    "claims": "repro.commands.claims",
     "run": "repro.commands.run",
     "submit": "repro.commands.submit",  # also adds "status"
     "sync": "repro.commands.sync",

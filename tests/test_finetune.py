@@ -39,10 +39,11 @@ def write_cifar100(root: Path, n: int = 40) -> Path:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory) -> Path:
-    """A finished tiny Fashion-MNIST run (10 classes, 28^2: a 7x7 patch grid)."""
+    """A finished tiny Fashion-MNIST run with EMA weights (10 classes, 28^2: a 7x7 patch grid)."""
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("upstream")
-    train(TrainConfig(**TINY), out)
+    # 4 steps: timm's ModelEmaV3 copies the model at its first two updates, then averages
+    train(TrainConfig(**{**TINY, "epochs": 2}, model_ema=True, model_ema_decay=0.5), out)
     return out
 
 
@@ -92,6 +93,15 @@ def test_fine_tune_loads_weights_new_head_resampled_pos_embed_layer_decay(upstre
     assert scales[-1] == 1.0 and scales[0] == pytest.approx(0.75 ** (len(scales) - 1))
     summary = trainer.train()  # the fine-tuning itself: one step of 32 of the 40 images
     assert summary["steps"] == 1 and np.isfinite(summary["top1"])
+
+
+def test_fine_tune_from_the_ema_weights(upstream, tmp_path, one_torch_thread):
+    ema = ckpt.read(ckpt.checkpoints(upstream)[0])["ema"]
+    model = Trainer(TrainConfig(**{**TINY, "init_from": str(upstream), "init_weights": "ema"}), tmp_path).model
+    loaded = model.state_dict()
+    assert loaded and all(torch.equal(loaded[k], ema[f"module.{k}"]) for k in loaded)
+    raw = ckpt.read(ckpt.checkpoints(upstream)[0])["model"]
+    assert any(not torch.equal(loaded[k], raw[k]) for k in loaded)  # the EMA, not the model
 
 
 def test_unfinished_or_other_upstream_is_one_line(upstream, tmp_path):

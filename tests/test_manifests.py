@@ -89,9 +89,10 @@ def test_unreadable_manifests(tmp_path, capsys):
 def test_shared_smoke_profile_is_one_definition(tmp_path):
     """Every manifest names the one smoke profile (experiments/profiles/smoke.yaml); a copy next to a manifest
     takes precedence, and an unknown name is a one-line error naming the field and the expected file."""
-    smokes = {load_manifest(p).profiles["smoke"].model_dump_json() for p in all_manifests()}
-    assert len(smokes) == 1
-    assert all(yaml.safe_load(p.read_text())["profiles"]["smoke"] == "smoke" for p in all_manifests())
+    for name in ("smoke", "proxy"):
+        shared = {load_manifest(p).profiles[name].model_dump_json() for p in all_manifests()}
+        assert len(shared) == 1
+        assert all(yaml.safe_load(p.read_text())["profiles"][name] == name for p in all_manifests())
 
     (tmp_path / "profiles").mkdir()
     local = yaml.safe_load((TABLE7.parent / "profiles" / "smoke.yaml").read_text()) | {"epoch_scale": 0.5}
@@ -101,7 +102,7 @@ def test_shared_smoke_profile_is_one_definition(tmp_path):
 
     path = _broken(tmp_path, lambda d: d["profiles"].update(smoke="tiny"))
     with pytest.raises(UserError, match=r"profiles\.smoke: no shared profile 'tiny' \(expected "
-                                        r"experiments/profiles/tiny\.yaml; known: smoke\)"):
+                                        r"experiments/profiles/tiny\.yaml; known: proxy, smoke\)"):
         load_manifest(path)
     copy = _broken(tmp_path, lambda d: None)
     (tmp_path / "profiles" / "smoke.yaml").write_text("epoch_scale: 0.5\n")

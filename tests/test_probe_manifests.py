@@ -69,7 +69,7 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
     ("invalid YAML", _text("table: 7\nrows: [\n"), "not valid YAML at line 3"),
     ("a python object tag", _text('table: !!python/object/apply:os.system ["true"]\n'),
      "could not determine a constructor for the tag"),
-    ("a duplicate top-level key", _text(TEXT + "table: 7\n"), "line 150: duplicate key 'table'"),
+    ("a duplicate top-level key", _text(TEXT + "table: 7\n"), f"line {TEXT.count(chr(10)) + 1}: duplicate key 'table'"),
     ("a duplicate key in a run", _text(TEXT.replace(RUN, RUN[:-1] + ", epochs: 30}")), "duplicate key 'epochs'"),
     # the schema
     ("missing caption", _edit(lambda d: d.pop("caption")), "caption: Field required"),
@@ -168,3 +168,11 @@ def test_broken_manifest(tmp_path, capsys, command, make, expected):
 
 def test_at_least_the_probed_cases():
     assert len(CASES) >= 33 and len({case for case, _, _ in CASES}) == len(CASES)
+
+
+def test_a_seed_override_is_refused(tmp_path, capsys):
+    """Seeds are a run dimension (the profile's ``seeds`` or ``--seeds``): an override would give one id two seeds."""
+    path = tmp_path / "table07.yaml"
+    path.write_text(TEXT.replace(RUN, RUN[:-1] + ", overrides: {seed: 3}}", 1))
+    assert main(["validate", str(path)]) == 2
+    assert "overrides.seed (row 'ResNet-50'): seeds are a dimension of every run" in capsys.readouterr().err

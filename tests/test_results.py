@@ -178,3 +178,40 @@ def test_time_ratios_use_cpu_time_on_cpu_and_wall_time_on_gpu(tmp_path):
     cell = reproduce(manifest, "smoke", collect_runs(root)).set_index(["row", "column"]).loc[
         ("ResNet-50", "walltime_speedup")]
     assert (cell.reproduced, cell.measure) == (1.2, "wall_time")
+
+
+def test_seeds_are_runs_and_cells_pool_them(tmp_path):
+    """Each seed is its own run (``seed`` in the config, ``-s<k>`` in the id, the rest shared); a cell shows the
+    mean, sample std and n of its finished seeds, and a speedup the mean of the per-seed ratios."""
+    manifest = load_manifest(manifest_path(7))
+    runs = [r for r in resolve(manifest, "proxy", ["ResNet-50"]) if r.key == "baseline"]
+    assert [r.seed for r in runs] == [0, 1, 2] and len({r.cell for r in runs}) == 1
+    assert [r.run_id for r in runs] == [f"{runs[0].cell}-s{k}" for k in range(3)]
+    assert {json.dumps({k: v for k, v in r.config.items() if k != "seed"}, sort_keys=True) for r in runs} == {
+        json.dumps({k: v for k, v in runs[0].config.items() if k != "seed"}, sort_keys=True)}
+    assert len(resolve(manifest, "smoke", ["ResNet-50"])) == 2  # one seed unless asked
+    assert len(resolve(manifest, "smoke", ["ResNet-50"], seeds=4)) == 8
+
+    root = tmp_path / "runs"
+    both = {(r.key, r.seed): r for r in resolve(manifest, "proxy", ["ResNet-50"])}
+    for (key, seed), top1, wall in [(("baseline", 0), 90.0, 300.0), (("baseline", 1), 91.0, 330.0),
+                                    (("baseline", 2), 92.0, 360.0), (("etpp", 0), 89.0, 200.0),
+                                    (("etpp", 1), 90.0, 200.0)]:  # etpp seed 2 not trained
+        d = root / both[key, seed].run_id
+        d.mkdir(parents=True)
+        (d / "config.json").write_text(json.dumps(both[key, seed].config))
+        (d / "summary.json").write_text(json.dumps({"top1": top1, "wall_time_s": wall}))
+    cell = reproduce(manifest, "proxy", collect_runs(root)).set_index(["row", "column"])
+    base, etpp = cell.loc["ResNet-50", "baseline_top1"], cell.loc["ResNet-50", "etpp_top1"]
+    assert (base.reproduced, base["std"], base.n) == (pytest.approx(91.0), pytest.approx(1.0), 3)
+    assert (etpp.reproduced, etpp["std"], etpp.n) == (pytest.approx(89.5), pytest.approx(0.5 ** 0.5), 2)
+    speed = cell.loc["ResNet-50", "walltime_speedup"]
+    assert (speed.reproduced, speed.n) == (pytest.approx((1.5 + 1.65) / 2), 2)  # seeds 0 and 1 pair up
+
+
+def test_seed_spread_widens_the_tolerance_of_compare():
+    """A cell is outside tolerance only when its delta exceeds the tolerance plus twice its seeds' std."""
+    frame = pd.DataFrame({"reproduced": [80.0, 80.0, 80.0], "paper": [81.0, 81.0, 81.0], "std": [0.2, 0.4, None],
+                          "tolerance": [0.3, 0.3, None], "within_tolerance": [False, False, None]})
+    assert list(outside_tolerance(frame).index) == [0]
+    assert list(outside_tolerance(frame, tolerance=0.1).index) == [0, 1, 2]

@@ -85,3 +85,34 @@ def test_run_trains_upstream_first_and_skips_dependents_of_failures(toy, tmp_pat
     assert main(["status", str(manifest), "--runs", str(runs)]) == 0
     status = capsys.readouterr().out
     assert "waiting for deit-tiny-baseline-" in status and "2 finished, 1 partial, 1 pending" in status
+
+
+def test_smoke_stand_ins_and_shared_proxies():
+    """On the smoke profile IN-22K is 8000 Fashion-MNIST images (4x the IN-1K proxy's 2000), every downstream set
+    is sklearn's digits, and a Large model trains Base's proxy: ConvNeXt-L's pre-training is ConvNeXt-B's run,
+    its fine-tunings (drop path 0.3, not 0.2) are its own."""
+    from repro.launch.manifest import manifest_path
+
+    runs = resolve(load_manifest(manifest_path(12)), "smoke", ["ConvNeXt-Base / Baseline", "ConvNeXt-Large / Baseline"])
+    base, large = ({r.key: r for r in runs if r.row.startswith(m)} for m in ("ConvNeXt-Base", "ConvNeXt-Large"))
+    assert base["run"].run_id == large["run"].run_id
+    assert base["run"].config["dataset"] == "fashion-mnist" and base["run"].config["max_train_images"] == 8000
+    assert base["ft224"].config["max_train_images"] == 2000 and base["ft384"].config["final_size"] == 96
+    assert large["ft224"].upstream == base["run"].run_id and large["ft224"].run_id != base["ft224"].run_id
+    transfer = [r for r in resolve(load_manifest(manifest_path(16)), "smoke") if r.spec.task == "transfer"]
+    assert {r.config["dataset"] for r in transfer} == {"digits"} and len({r.run_id for r in transfer}) == 3
+
+
+def test_a_dependent_goes_on_once_another_process_finished_its_upstream(toy, tmp_path):
+    """Two `repro run` on one runs directory: the upstream was busy (the other process trained it) when this one
+    reached it, and is finished by the time its dependent comes up."""
+    from repro.launch import local
+    from repro.launch.rundir import RunDir, write_json_atomic
+
+    pretrain, ft = resolve(load_manifest(two_stage_manifest(tmp_path)), "smoke")
+    root = tmp_path / "runs"
+    done = {pretrain.run_id: local.Outcome(pretrain, "busy", "in use by pid 1")}
+    assert local._one(ft, RunDir(root / ft.run_id), done, lambda _: None).status == "blocked"
+    (root / pretrain.run_id).mkdir(parents=True)
+    write_json_atomic(root / pretrain.run_id / "summary.json", {"top1": 90.0})
+    assert local._one(ft, RunDir(root / ft.run_id), done, lambda _: None).status == "finished"

@@ -71,11 +71,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
                    help="train the two runs in turn in this many slices each, so that both see the same machine "
                    "load (default: 6; 1 = one after the other)")
     p.set_defaults(run=run)
-    from repro.commands import bench_gpu, bench_loader, bench_step
+    from repro.commands import bench_convergence, bench_gpu, bench_loader, bench_step
 
     bench_step.add_parser(sub)
     bench_loader.add_parser(sub)
     bench_gpu.add_parser(sub)
+    bench_convergence.add_parser(sub)
 
 
 def _config(args: argparse.Namespace, method: str, epochs: float) -> Any:

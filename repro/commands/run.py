@@ -7,6 +7,8 @@ import sys
 from collections import Counter
 from typing import Any
 
+from repro.launch.manifest import PROFILE_NAMES
+
 # Exit statuses beyond the CLI's 2 (bad input): a run failed, or a run could not start (no runner for its task
 # or method, a setting the runner refuses, or an upstream run that did not finish) while every run that started
 # finished.
@@ -24,7 +26,9 @@ def add_parser(subparsers: Any) -> None:
         "start (its 'no-run' or 'blocked' line says why); 2 bad input.",
     )
     p.add_argument("manifest", help="experiments/tableNN.yaml or a table number")
-    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
+    p.add_argument("--seeds", type=int, metavar="N", help="train each run with seeds 0..N-1 (default: the "
+                   "profile's seeds: 1 for smoke and full, 3 for proxy)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="only these rows (labels as in the paper)")
     p.add_argument("--runs", default="runs", help="directory for run directories (default: runs/)")
     p.set_defaults(run=run)
@@ -36,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from repro.launch.resolve import resolve
 
     manifest = load_manifest(manifest_path(args.manifest))
-    runs = resolve(manifest, args.profile, args.only)
+    runs = resolve(manifest, args.profile, args.only, args.seeds)
     outcomes = run_locally(runs, args.runs)
     counts = Counter(o.status for o in outcomes)
     print(f"table {manifest.table} ({args.profile}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.errors import UserError
+from repro.launch.manifest import PROFILE_NAMES
 
 TRAIN_FN = "repro.launch.local:train_run_dir"
 DEFAULT_CLUSTER_PROFILE = {"smoke": "local", "full": "example-a100"}
@@ -14,7 +15,9 @@ DEFAULT_CLUSTER_PROFILE = {"smoke": "local", "full": "example-a100"}
 
 def _manifest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("manifest", help="experiments/tableNN.yaml or a table number")
-    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
+    p.add_argument("--seeds", type=int, metavar="N", help="train each run with seeds 0..N-1 (default: the "
+                   "profile's seeds: 1 for smoke and full, 3 for proxy)")
     p.add_argument("--only", nargs="+", metavar="ROW", help="only these rows (labels as in the paper)")
     p.add_argument("--runs", default="runs", help="directory for run directories (default: runs/)")
 
@@ -69,7 +72,7 @@ def _run_dirs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from repro.launch.resolve import resolve
 
     manifest = load_manifest(manifest_path(args.manifest))
-    runs = {r.run_id: r for r in resolve(manifest, args.profile, args.only)}  # shared runs once
+    runs = {r.run_id: r for r in resolve(manifest, args.profile, args.only, args.seeds)}  # shared runs once
     return manifest, list(runs.values())
 
 

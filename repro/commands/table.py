@@ -8,10 +8,11 @@ import warnings
 from typing import Any
 
 from repro.errors import UserError
+from repro.launch.manifest import PROFILE_NAMES
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", choices=("smoke", "full"), default="smoke")
+    p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     p.add_argument("--runs", default="runs", help="directory holding the run directories (default: runs/)")
 
 
@@ -54,20 +55,25 @@ def _frame(table: str, profile: str, runs_dir: str):  # type: ignore[no-untyped-
 
 
 def run_table(args: argparse.Namespace) -> int:
+    return write_results(args.table, args.profile, args.runs, args.out, plots=not args.no_plots)
+
+
+def write_results(table: str, profile: str, runs: str, out: str, plots: bool = True) -> int:
+    """Render one table's results files (and plots) from finished runs; 1 and nothing written when none is."""
     from pathlib import Path
 
     from repro.results.render import counts, write_table
 
-    manifest, frame = _frame(args.table, args.profile, args.runs)
+    manifest, frame = _frame(table, profile, runs)
     trained = frame[frame["source"].isin(("run", "ratio"))]
     if len(trained) and trained["reproduced"].isna().all():  # rendering it would only replace results by holes
-        print(f"table {manifest.table} ({args.profile}): no finished run under {args.runs}/; nothing written "
+        print(f"table {manifest.table} ({profile}): no finished run under {runs}/; nothing written "
               f"(train them first: make table{manifest.table} or repro run {manifest.table})", file=sys.stderr)
         return 1
-    paths = write_table(manifest, frame, args.out)
-    if not args.no_plots:
-        paths += _plots(manifest, frame, Path(args.out))
-    print(f"table {manifest.table} ({args.profile}): {counts(frame)}")
+    paths = write_table(manifest, frame, out)
+    if plots:
+        paths += _plots(manifest, frame, Path(out))
+    print(f"table {manifest.table} ({profile}): {counts(frame)}")
     for path in paths:
         print(f"wrote {path}")
     return 0

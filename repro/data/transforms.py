@@ -69,6 +69,8 @@ class Augment:
     randaug: bool = True
     draft: bool = True  # JPEG draft-mode decoding when the crop allows (see CurriculumTransform.resized_crop)
     reduce_at_crop: bool = False  # ET++ below the final size: crop straight to B, augment at B
+    three_augment: bool = False  # DeiT III's 3-Augment (see three_augment)
+    simple_crop: bool = False  # DeiT III's simple random crop instead of RandomResizedCrop
 
     def __post_init__(self) -> None:
         if self.frequency_op not in FREQUENCY_OPS:
@@ -196,8 +198,17 @@ class CurriculumTransform:
         # down-sampling of Sec. 5.2 applied to the crop; flip and RandAugment then run on B x B images
         early = self.cfg.reduce_at_crop and self.cfg.frequency_op == "downsample" and b < self.cfg.final_size
         size = b if early else self.cfg.final_size
-        img = self.resized_crop(img, size, Image.Resampling.LANCZOS if early else Image.Resampling.BICUBIC, b)
+        if self.cfg.simple_crop:  # DeiT III's SRC: short side to the size, random crop with 4-pixel reflect pad
+            from torchvision import transforms as T
+
+            img = img.convert("RGB") if img.mode != "RGB" else img
+            img = T.RandomCrop(size, padding=4, padding_mode="reflect")(
+                T.Resize(size, interpolation=T.InterpolationMode.BICUBIC)(img))
+        else:
+            img = self.resized_crop(img, size, Image.Resampling.LANCZOS if early else Image.Resampling.BICUBIC, b)
         img = self.flip(img)
+        if self.cfg.three_augment:
+            img = three_augment(img)
         if self.randaug is not None:
             self.set_magnitude(m)
             img = self.randaug_at(size)(img)
@@ -207,6 +218,26 @@ class CurriculumTransform:
         if self.erase is not None:
             x = self.erase(x)
         return x
+
+
+def three_augment(img: Image.Image) -> Image.Image:
+    """DeiT III's 3-Augment (Touvron et al., ECCV'22, Sec. 3; ``augment.py`` of facebookresearch/deit): one of
+    grayscale, solarization (threshold 128) and Gaussian blur (radius uniform in [0.1, 2]) chosen uniformly,
+    then colour jitter 0.3 (brightness, contrast, saturation). Draws from Python's ``random`` and torch's RNG,
+    which the key's seed fixes."""
+    import random
+
+    from PIL import ImageFilter, ImageOps
+    from torchvision import transforms as T
+
+    op = random.randrange(3)
+    if op == 0:
+        img = ImageOps.grayscale(img).convert("RGB")
+    elif op == 1:
+        img = ImageOps.solarize(img, 128)
+    else:
+        img = img.filter(ImageFilter.GaussianBlur(radius=random.uniform(0.1, 2.0)))
+    return T.ColorJitter(0.3, 0.3, 0.3)(img)
 
 
 def eval_transform(final_size: int, mean: tuple[float, ...], std: tuple[float, ...],

@@ -49,8 +49,9 @@ def _one(run: ResolvedRun, rundir: RunDir, done: dict[str, Outcome], log: Callab
         log(f"skip     {label}: finished earlier")
         return Outcome(run, "skipped", "finished earlier")
     upstream = done.get(run.upstream) if run.upstream is not None else None
-    if upstream is not None and upstream.status not in ("finished", "skipped"):
-        why = f"waits for {upstream.run.label}, which is {upstream.status}"
+    if upstream is not None and upstream.status not in ("finished", "skipped") and not (
+            upstream.status == "busy" and RunDir(rundir.path.parent / upstream.run.run_id).state() == "finished"):
+        why = f"waits for {upstream.run.label}, which is {upstream.status}"  # busy: another process trains it
         log(f"blocked  {label}: {why}")
         return Outcome(run, "blocked", why)
     if info.blocked:

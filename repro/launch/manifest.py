@@ -24,7 +24,7 @@ import difflib
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
@@ -49,7 +49,7 @@ class RunSpec(_Strict):
 
     task: Task = "in1k"
     model: str
-    method: str
+    method: str | list[str]  # a method or a list of them (repro.methods)
     schedule: str | None = None
     epochs: float | None = Field(default=None, gt=0)
     final_size: int | None = Field(default=None, gt=0)
@@ -139,9 +139,9 @@ class Row(_Strict):
 
 class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
-    ``max_train_images`` of its training split (all when null), in place of the profile's subset size, and the
-    stand-in's own ``epoch_scale`` where it has one (the detection / segmentation proxies: 2 % of a COCO 1x
-    schedule is a quarter of an epoch)."""
+    ``max_train_images`` of its training split (the profile's subset size when null), and the stand-in's own
+    ``epoch_scale`` where it has one (the detection / segmentation proxies: 2 % of a COCO 1x schedule is a
+    quarter of an epoch)."""
 
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
@@ -149,9 +149,16 @@ class StandIn(_Strict):
     why: str
 
 
+ProfileName = Literal["full", "proxy", "smoke"]
+PROFILE_NAMES: tuple[str, ...] = get_args(ProfileName)
+"""``full``: the paper's setting; ``proxy``: the rows trained to convergence on Fashion-MNIST, where claims are
+tested; ``smoke``: the same rows at 2% of the epochs, to check that everything runs."""
+
+
 class Profile(_Strict):
-    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the smoke profile keeps
-    the relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``stand_ins``
+    """How to run the manifest's rows. ``epoch_scale`` multiplies every run's epochs; the proxies keep the
+    relative costs of the full setting (B scales with ``final_size``, ``adapt: linear``). ``seeds``: how many
+    seeds (0, 1, ...) each run is trained with -- a dimension of the run, part of its identity. ``stand_ins``
     maps a run's paper data set (IN-22K, CIFAR, ...) to the proxy data set that replaces it."""
 
     description: str
@@ -164,6 +171,7 @@ class Profile(_Strict):
     gpus: int | None = Field(default=None, gt=0)
     max_train_images: int | None = Field(default=None, gt=0)
     expected_hours: float | None = Field(default=None, gt=0)
+    seeds: int = Field(default=1, ge=1)
     stand_ins: dict[str, StandIn] = Field(default_factory=dict)
     overrides: dict[str, Any] = Field(default_factory=dict)
 
@@ -176,7 +184,7 @@ class Manifest(_Strict):
     command: str
     columns: list[Column] = Field(min_length=1)
     rows: list[Row] = Field(min_length=1)
-    profiles: dict[Literal["full", "smoke"], Profile] = Field(default_factory=dict)
+    profiles: dict[ProfileName, Profile] = Field(default_factory=dict)
     notes: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -322,7 +330,6 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "lfc_epochs": "Tables 3, 4: first and last epoch of low-frequency cropping",
     "randaug_magnitude_early": "Table 4: RandAug m early in training",
     "early_epochs": "Table 4: first and last epoch of the early m",
-    "augregs": "Table 11: false trains without augmentation and regularisation",
     "target": "Table 15: the MAE reconstruction target",
     "b_schedule": "Table 19 (c): the shape of the B schedule",
     "search": "Tables 21, 22: the curriculum search of Algorithm 2",
@@ -343,7 +350,7 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
     """One run names a task with a base config, a known model, method and schedule; its overrides are settings of
     the right types. ``bases`` caches the base configs by task."""
     from repro.core.curriculum import get_spec
-    from repro.methods import METHODS, NOT_IMPLEMENTED
+    from repro.methods import check_names
     from repro.models import TABLE7, entry
 
     def where(field: str) -> str:
@@ -363,10 +370,10 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
             raise UserError(f"{where('model')}: unknown model {spec.model!r}{_close(spec.model, names)}; use a "
                             f"Table 7 model (repro cost table7), one of experiments/base/{spec.task}.yaml's models "
                             "or a timm name") from None
-    if spec.method not in METHODS and spec.method not in NOT_IMPLEMENTED:
-        raise UserError(f"{where('method')}: unknown method {spec.method!r}"
-                        f"{_close(spec.method, [*METHODS, *NOT_IMPLEMENTED])}; implemented: {', '.join(METHODS)} "
-                        f"(the paper's others: repro.methods.NOT_IMPLEMENTED)")
+    try:
+        check_names(spec.method, allow_not_implemented=True)
+    except UserError as err:
+        raise UserError(f"{where('method')}: {err} (the paper's others: repro.methods.NOT_IMPLEMENTED)") from None
     if spec.schedule is not None:
         try:
             get_spec(spec.schedule)
@@ -388,6 +395,9 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
         if key in owner.model_fields:
             raise UserError(f"{where}: {key!r} is a field of the {kind}: set it there, not in overrides")
+        if key == "seed":  # a run is trained once per seed: every seed is its own run
+            raise UserError(f"{where}: seeds are a dimension of every run: set the profile's 'seeds: N' (or "
+                            f"`repro run --seeds N`), not a seed override")
         if key not in known:
             raise UserError(f"{where}: unknown setting {key!r}{_close(key, sorted(known))}; overrides are training "
                             f"settings (timm flag names: the fields of repro.train.config.TrainConfig)")
@@ -419,10 +429,23 @@ def _shared_profile(manifest: Path, profile: str, name: str) -> dict[str, Any]:
     one definition of a profile that many tables share."""
     for directory in (manifest.parent / "profiles", EXPERIMENTS_DIR / "profiles"):
         if (directory / f"{name}.yaml").is_file():
-            return read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+            data = read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
+            if isinstance(data.get("stand_ins"), str):  # a set of experiments/stand_ins.yaml, shared by profiles
+                data["stand_ins"] = _stand_ins(directory / f"{name}.yaml", data["stand_ins"])
+            return data
     known = ", ".join(sorted(p.stem for p in (EXPERIMENTS_DIR / "profiles").glob("*.yaml"))) or "none"
     raise UserError(f"{manifest}: profiles.{profile}: no shared profile {name!r} (expected "
                     f"experiments/profiles/{name}.yaml; known: {known})")
+
+
+STAND_INS = EXPERIMENTS_DIR / "stand_ins.yaml"
+
+
+def _stand_ins(profile: Path, name: str) -> Any:
+    sets = read_yaml_mapping(STAND_INS, "stand-ins", "one mapping per set: paper data set -> stand-in")
+    if name not in sets:
+        raise UserError(f"{profile}: stand_ins: no set {name!r} in {STAND_INS} (sets: {', '.join(sets)})")
+    return sets[name]
 
 
 def manifest_path(table: int | str) -> Path:

@@ -13,11 +13,17 @@ The resolved configuration is composed in one fixed order, each layer overriding
    its epoch scale where it has one.
 
 A run that starts from another run of its row (``init_from: <run key>``) carries that run's id as
-``init_from``: the link is part of its identity (a fine-tuning of another pre-training is another run), and the
-runs of a row are resolved (and listed) upstream first.
+``init_from`` (seed k of the run starts from seed k of its upstream): the link is part of its identity (a
+fine-tuning of another pre-training is another run), and the runs of a row are resolved (and listed) upstream
+first.
 
 A run's identity is a hash of that configuration alone -- not of the table or row that asked for it -- so the
 same baseline requested by Tables 7, 8 and 11 is trained once, in one run directory ``runs/<run_id>``.
+
+Seeds are a dimension of a run: each spec resolves to one run per seed (``seed`` in its config; the profile's
+``seeds``, or ``seeds=`` given to :func:`resolve`). The seeds of a spec share everything but their seed, so their
+run ids share a prefix, the *cell* (``<model>-<method>-<hash of the config without its seed>``), and differ by
+``-s<seed>``: the aggregator pools a cell's seeds into mean +- std (n).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import Any
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
 from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base
+from repro.methods import label as method_label
 
 
 @dataclass(frozen=True)
@@ -43,6 +50,11 @@ class ResolvedRun:
     config: dict[str, Any]
     run_id: str
     evaluation: dict[str, Any]  # eval_* overrides: how to evaluate the trained run (not part of its identity)
+    cell: str = ""  # the run id without its seed: what the run's seeds have in common
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
 
     @property
     def upstream(self) -> str | None:
@@ -130,7 +142,7 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         epochs=None if epochs is None else epochs * scale,
         adapt=profile.adapt,
         model_variant=profile.model_variant,
-        max_train_images=stand_in.max_train_images if stand_in else profile.max_train_images,
+        max_train_images=(stand_in and stand_in.max_train_images) or profile.max_train_images,
     )
     if spec.final_size is not None and profile.adapt == "linear":  # a proxy of a Table 10 run: its B follow
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
@@ -144,16 +156,20 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     return config
 
 
-def _run_id(spec: RunSpec, config: dict[str, Any]) -> str:
-    """``<model>-<method>-<hash>``, prefixed with the task for the tasks other than the default (IN-1K) one, so
-    that a pre-training and its fine-tunings are told apart in ``runs/``. The model is the one trained (a proxy
-    may stand in for several, which then share one run)."""
+def _cell_id(spec: RunSpec, config: dict[str, Any]) -> str:
+    """``<model>-<method>-<hash>`` (the run id without its seed), prefixed with the task for the tasks other than
+    the default (IN-1K) one, so that a pre-training and its fine-tunings are told apart in ``runs/``. The model is
+    the one trained (a proxy may stand in for several, which then share one run)."""
     task = "" if spec.task == RunSpec.model_fields["task"].default else f"{_slug(spec.task)}-"
-    return f"{task}{_slug(config['model'])}-{_slug(spec.method.replace('+', 'p'))}-{config_hash(config)}"
+    return f"{task}{_slug(config['model'])}-{_slug(method_label(spec.method).replace('+', 'p'))}-{config_hash(config)}"
 
 
-def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> list[ResolvedRun]:
-    """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``."""
+def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
+            seeds: int | None = None) -> list[ResolvedRun]:
+    """Every run of the manifest's rows (or of the rows named in ``only``) under ``profile``, once per seed
+    (``seeds``, default the profile's)."""
+    if seeds is not None and seeds < 1:
+        raise UserError(f"--seeds must be at least 1, got {seeds}")
     if only:
         for label in only:
             manifest.row(label)  # one-line error for an unknown row
@@ -169,8 +185,13 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None) -> 
                 bases[spec.task] = load_base(spec.task)
             upstream = ids[spec.init_from] if spec.init_from is not None else None
             config = resolve_config(spec, profile, manifest, bases[spec.task], upstream)
-            run_id = _run_id(spec, config)
-            ids[key] = run_id
+            cell = _cell_id(spec, config)  # identity: the upstream's cell, whatever the seed
+            ids[key] = cell
             evaluation = {k: v for k, v in spec.overrides.items() if _is_evaluation(k)}
-            runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, config, run_id, evaluation))
+            for seed in range(seeds or manifest.profiles[profile].seeds):
+                seeded = config | {"seed": seed}
+                if upstream is not None:  # seed k starts from seed k of its upstream
+                    seeded["init_from"] = f"{upstream}-s{seed}"
+                runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, seeded, f"{cell}-s{seed}",
+                                        evaluation, cell))
     return runs

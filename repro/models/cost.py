@@ -239,13 +239,13 @@ def run_speedup(model: str, config: dict[str, Any]) -> float:
     epochs, one on the compute axis (ET++) stands for ``300 / 200`` times its equivalent epochs, the pairing of
     Table 24.
     """
-    from repro.methods import get_method
+    from repro.methods import schedule_of
     from repro.models.flops import cost_fn
     from repro.models.zoo import entry
 
     if not config.get("method"):
         return computation_speedup(model)
-    schedule = config.get("schedule") or get_method(config["method"]).schedule
+    schedule = config.get("schedule") or schedule_of(config["method"])
     if schedule == "baseline":
         return 1.0
     epochs = config.get("epochs")

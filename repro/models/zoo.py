@@ -116,9 +116,11 @@ def _proxy(family: str, num_classes: int, img_size: int, **kwargs: Any) -> nn.Mo
     """A tiny member of ``family`` that runs at ``img_size`` and every curriculum B below it.
 
     Below 112 pixels the strides shrink (DeiT patch 8, Swin patch 2 with 3 stages, PVT patches 2/2/2/2,
-    ConvNeXt patch 2) so that the smoke profile's 24-56 pixel inputs keep non-empty feature maps.
+    ConvNeXt patch 2) so that the smoke profile's 24-56 pixel inputs keep non-empty feature maps; at 32 pixels
+    and below (the proxy profile's native 28-pixel items, B down to 12) they shrink once more (DeiT patch 4, PVT
+    patches 1/2/2/2, ConvNeXt patch 1): the same token counts as the smoke models at twice the size.
     """
-    small = img_size < 112
+    small, native = img_size < 112, img_size <= 32
     if family == "resnet":
         from timm.models.resnet import BasicBlock, ResNet
 
@@ -129,20 +131,21 @@ def _proxy(family: str, num_classes: int, img_size: int, **kwargs: Any) -> nn.Mo
 
         # timm's ConvNeXt always has 4 stages: /32 with patch 2 (its first stage then strides too), so B >= 32;
         # ConvNeXt's schedules (ET, ET++'s ConvNeXt variant) never go below 32 at 56. Patch 1 (/8) was 12x slower.
-        model = ConvNeXt(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), patch_size=2 if small else 4,
+        patch = 1 if native else 2 if small else 4
+        model = ConvNeXt(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128), patch_size=patch,
                          num_classes=num_classes, **kwargs)
-        model.repro_min_input_size = 32  # type: ignore[assignment]
+        model.repro_min_input_size = 16 * patch  # type: ignore[assignment]
         return model
     if family == "deit":
         from timm.models.vision_transformer import VisionTransformer
 
-        patch = 8 if small else 16
+        patch = 4 if native else 8 if small else 16
         return VisionTransformer(img_size=img_size, patch_size=patch, embed_dim=64, depth=2, num_heads=2,
                                  num_classes=num_classes, dynamic_img_size=True, **kwargs)
     if family == "pvt":
         from repro.models.pvt import PyramidVisionTransformer
 
-        patches = (2, 2, 2, 2) if small else (4, 2, 2, 2)
+        patches = (1, 2, 2, 2) if native else (2, 2, 2, 2) if small else (4, 2, 2, 2)
         srs = (4, 2, 1, 1) if small else (8, 4, 2, 1)
         return PyramidVisionTransformer(img_size=img_size, patch_sizes=patches, embed_dims=(16, 32, 48, 64),
                                         num_heads=(1, 1, 2, 2), mlp_ratios=(2, 2, 2, 2), depths=(1, 1, 1, 1),

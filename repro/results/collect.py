@@ -89,36 +89,73 @@ def _metric(runs: pd.DataFrame, run_id: str, metric: str) -> tuple[float | None,
     return None, f"finished without {metric!r}"
 
 
+def seed_values(runs: pd.DataFrame, cell: str, metric: str) -> tuple[dict[int, float], str]:
+    """A cell's finished seeds (every ``<cell>-s<k>`` under the runs directory, however many were trained) ->
+    their values of ``metric``, and the status of the cell: ``finished``, or why seeds are missing."""
+    prefix = f"{cell}-s"
+    seeds = {int(r[len(prefix):]): r for r in runs.index if r.startswith(prefix) and r[len(prefix):].isdigit()}
+    values: dict[int, float] = {}
+    statuses = []
+    for seed, run_id in sorted(seeds.items()):
+        value, status = _metric(runs, run_id, metric)
+        if value is not None:
+            values[seed] = value
+        else:
+            statuses.append(status if len(seeds) == 1 else f"seed {seed} {status}")
+    if not seeds:
+        return values, "missing"
+    return values, "finished" if not statuses else "; ".join(statuses)
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None, int]:
+    """mean, sample standard deviation (None for one seed) and n."""
+    n = len(values)
+    if not n:
+        return None, None, 0
+    mean = sum(values) / n
+    std = (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5 if n > 1 else None
+    return mean, std, n
+
+
 def reproduce(
     manifest: Manifest,
     profile: str,
     runs: pd.DataFrame,
     cost: CostLookup | None = None,
 ) -> pd.DataFrame:
-    """Long-form frame: one line per (row, column) with the paper's value, the reproduced one and their delta."""
-    resolved: dict[tuple[str, str], ResolvedRun] = {(r.row, r.key): r for r in resolve(manifest, profile)}
+    """Long-form frame: one line per (row, column) with the paper's value, the reproduced one and their delta.
+
+    A run cell pools its seeds: ``reproduced`` is their mean, ``std`` their sample standard deviation and ``n``
+    how many finished; a ratio cell (speedups) is the mean of the per-seed ratios of the seeds both runs have."""
+    resolved: dict[tuple[str, str], ResolvedRun] = {}
+    for r in resolve(manifest, profile):
+        resolved.setdefault((r.row, r.key), r)
     proxy = manifest.profiles[profile].dataset != "imagenet-1k"
     lines = []
     for row in manifest.rows:
         for col in manifest.columns:
             paper = cell_value(row.cells[col.key])
             value: float | None = None
+            std: float | None = None
+            n = 0
             status, run_ids = "not reproduced", []
             measure, wall_ratio = None, None  # time-ratio cells: the measure used, and the wall-time ratio
             if col.source == "run" and (row.label, col.run) in resolved:
                 run = resolved[row.label, col.run]  # type: ignore[index]
-                run_ids = [run.run_id]
-                value, status = _metric(runs, run.run_id, col.metric or "")
+                values, status = seed_values(runs, run.cell, col.metric or "")
+                run_ids = [f"{run.cell}-s{k}" for k in values] or [run.run_id]
+                value, std, n = mean_std(list(values.values()))
                 if run.evaluation:  # e.g. Table 1: the trained run evaluated on filtered inputs
-                    value, status = None, f"no evaluator for {', '.join(sorted(run.evaluation))} yet"
+                    value, std, n, status = None, None, 0, f"no evaluator for {', '.join(sorted(run.evaluation))} yet"
             elif col.source == "ratio" and (row.label, col.numerator) in resolved:
                 num = resolved[row.label, col.numerator]  # type: ignore[index]
                 den = resolved.get((row.label, col.denominator or ""))
-                run_ids = [num.run_id] + ([den.run_id] if den else [])
+                run_ids = [num.cell] + ([den.cell] if den else [])
                 if col.metric == TIME_METRIC:
-                    measure = time_measure(runs, run_ids)
-                    wall_ratio = _ratio(runs, num, den, TIME_METRIC)[0]
-                value, status = _ratio(runs, num, den, measure or col.metric or "")
+                    measure = time_measure(runs, [i for i in runs.index if any(i.startswith(c) for c in run_ids)])
+                    wall_ratio = mean_std(list(_ratios(runs, num, den, TIME_METRIC)[0].values()))[0]
+                ratios, status = _ratios(runs, num, den, measure or col.metric or "")
+                value, std, n = mean_std(list(ratios.values()))
             elif col.source == "cost":
                 chosen = resolved.get((row.label, col.run or "")) or next(
                     (r for (label, _), r in resolved.items() if label == row.label), None)
@@ -142,8 +179,11 @@ def reproduce(
                     "source": col.source,
                     "paper": paper,
                     "reproduced": value,
+                    "std": std,
+                    "n": n,
                     "delta": delta,
                     "within_tolerance": within,
+                    "tolerance": col.tolerance,
                     "profile": profile,
                     "proxy": proxy,
                     "run_id": ",".join(run_ids),
@@ -155,17 +195,20 @@ def reproduce(
     return pd.DataFrame(lines)
 
 
-def _ratio(runs: pd.DataFrame, num: ResolvedRun, den: ResolvedRun | None, metric: str) -> tuple[float | None, str]:
-    a, status_a = _metric(runs, num.run_id, metric)
-    b, status_b = _metric(runs, den.run_id, metric) if den else (None, "missing")
-    return (a / b if a is not None and b else None), (status_a if status_a != "finished" else status_b)
+def _ratios(runs: pd.DataFrame, num: ResolvedRun, den: ResolvedRun | None,
+            metric: str) -> tuple[dict[int, float], str]:
+    """Per-seed ratios ``num / den`` of ``metric`` over the seeds both cells finished."""
+    a, status_a = seed_values(runs, num.cell, metric)
+    b, status_b = seed_values(runs, den.cell, metric) if den else ({}, "missing")
+    ratios = {k: a[k] / b[k] for k in a if b.get(k)}
+    return ratios, status_a if status_a != "finished" else status_b
 
 
 def outside_tolerance(frame: pd.DataFrame, tolerance: float | None = None) -> pd.DataFrame:
-    """Cells whose reproduced value differs from the paper's by more than the column's (or a given) tolerance."""
+    """Cells whose reproduced value differs from the paper's by more than the column's (or a given) tolerance
+    plus twice the spread of the cell's seeds: a difference the seeds themselves show is not a finding. Columns
+    without a tolerance are skipped."""
     have = frame.dropna(subset=["reproduced", "paper"])
-    if tolerance is not None:
-        mask = (have["reproduced"] - have["paper"]).abs() > tolerance + 1e-9
-    else:
-        mask = have["within_tolerance"] == False  # noqa: E712  (None means no tolerance: skip)
-    return have[mask]
+    tol = pd.to_numeric(have["tolerance"] if tolerance is None else pd.Series(tolerance, index=have.index))
+    spread = 2 * pd.to_numeric(have["std"]).fillna(0.0)
+    return have[tol.notna() & ((have["reproduced"] - have["paper"]).abs() > tol + spread + 1e-9)]

@@ -15,8 +15,8 @@ import pandas as pd
 from repro.launch.manifest import Manifest, cell_value
 from repro.launch.rundir import is_finite_number
 
-CSV_COLUMNS = ["row", "column", "paper", "reproduced", "delta", "within_tolerance", "profile", "run_id", "status",
-               "measure", "wall_time_ratio"]
+CSV_COLUMNS = ["row", "column", "paper", "reproduced", "std", "n", "delta", "within_tolerance", "profile", "run_id",
+               "status", "measure", "wall_time_ratio"]
 
 
 def _decimals(x: float) -> int:
@@ -43,6 +43,8 @@ def _cell(r: Any, digits: int) -> str:
         hole = "" if r.status in ("not reproduced",) else f" ({r.status})"
         return f"{_num(r.paper, digits)} / –{hole}"
     shown = f"{_num(r.paper, digits)} / **{_num(r.reproduced, digits + 1)}**"
+    if is_finite_number(r.std):  # several seeds: their spread and count
+        shown += f" ± {_num(r.std, digits + 1)} (n={r.n})"
     return shown + (f" ({r.delta:+.{digits + 1}f})" if is_finite_number(r.delta) else "")
 
 
@@ -70,7 +72,8 @@ def to_markdown(manifest: Manifest, frame: pd.DataFrame) -> str:
     lines = [
         f"### Table {manifest.table}: {manifest.title}",
         "",
-        f"Each cell: paper / **reproduced** (delta). Profile `{profile}` -- {kind}.",
+        f"Each cell: paper / **reproduced** (delta); with several seeds, reproduced is their mean ± std (n). "
+        f"Profile `{profile}` -- {kind}.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -127,7 +130,7 @@ def _rounded(manifest: Manifest, frame: pd.DataFrame) -> pd.DataFrame:
     """Reproduced values, deltas and wall-time ratios at the paper's precision plus one digit (as displayed)."""
     digits = frame["column"].map(column_decimals(manifest)) + 1
     out = frame.copy()
-    for name in ("reproduced", "delta", "wall_time_ratio"):
+    for name in ("reproduced", "std", "delta", "wall_time_ratio"):
         out[name] = [round(float(v), int(d)) if is_finite_number(v) else None
                      for v, d in zip(out[name], digits, strict=True)]
     return out

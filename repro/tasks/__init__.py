@@ -14,17 +14,24 @@ run on it, ``repro.launch.resolve``). A :class:`Task` holds:
   ``miou`` for detection / segmentation: ``repro.launch.rundir.HEADLINE_METRICS``); the run is finished only then.
   A :class:`~repro.errors.UserError` is bad input or set-up (never retried); any other exception is a failure;
 * ``upstream`` -- the tasks a run of this task may start from (``init_from: <run key>`` in the manifest; empty:
-  no ``init_from``). The resolved config then carries ``init_from`` = the upstream run id, and ``run`` finds the
-  upstream's directory next to its own (``run_dir.parent / config["init_from"]``, e.g. with
-  :func:`repro.train.finetune.upstream_checkpoint`);
+  no ``init_from``). The resolved config then carries ``init_from`` = the upstream run id (part of the run's
+  identity); ``run`` finds the upstream's directory beside its own, ``run_dir.parent / config["init_from"]``,
+  and starts from it -- the engine does when its config's ``init_from`` is that directory
+  (:func:`repro.train.finetune.init_from_run`: newest checkpoint, new head, resampled position embeddings;
+  :func:`repro.train.finetune.upstream_weights` alone for another model). The launchers run (``repro run``) or
+  submit (``repro submit``: SLURM ``afterok``) the upstream first; ``run`` still refuses an unfinished one;
 * ``requires_upstream`` -- whether a run of this task must name one (a fine-tuning recipe has nothing to start
   from without it).
 
-Adding a task: write ``repro/tasks/<name>.py`` with ``register(Task(...))``, add its name to :data:`BUILTIN`, add
-``experiments/base/<name>.yaml`` and the name to ``repro.launch.manifest.Task``. A site (or a test) adds tasks
-without editing the package: ``REPRO_TASK_MODULES=mod1,mod2`` names modules imported after the built-in ones; one
-that registers a built-in name replaces that task (e.g. ``tests/toy_task.py``, which stands in for ``in1k``). An
-environment variable reaches cluster jobs, where a monkeypatch would not.
+Adding a task: write ``repro/tasks/<name>.py`` with ``register(Task(...))`` (one module may register several, e.g.
+a pre-training and its fine-tuning: ``in22k.py``), add the module to :data:`BUILTIN`, add
+``experiments/base/<name>.yaml`` and the name to ``repro.launch.manifest.Task``. A classification task on the
+engine needs no code of its own: ``Task(name, run=in1k.run, check=in1k.check, ...)`` (``transfer.py``).
+
+A site (or a test) adds tasks without editing the package: ``REPRO_TASK_MODULES=mod1,mod2`` names modules imported
+after the built-in ones; one that registers a built-in name replaces that task (``tests/toy_plugin.py`` puts the
+toy tasks of ``tests/toy_task.py`` in place of ``in1k`` and ``transfer``). An environment variable reaches
+cluster jobs, where a monkeypatch would not.
 """
 
 from __future__ import annotations

@@ -11,12 +11,10 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from repro.core.curriculum import get_spec
 from repro.errors import UserError
-
-Method = Literal["baseline", "efficienttrain", "efficienttrain++"]
 
 
 def describe(field: str, message: str, name: Callable[[str], str] = str) -> str:
@@ -43,7 +41,7 @@ class TrainConfig(BaseModel):
     model: str = Field(description="timm model name (or a repro model-zoo name)")
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     model_variant: Literal["full", "proxy"] = "full"  # proxy: a tiny same-family model (CPU smoke profile)
-    method: Method = "baseline"
+    method: str | list[str] = "baseline"  # a method or a list of them (repro.methods: names and hooks)
     schedule: str | None = None  # curriculum preset; default from the method
     epochs: float = Field(default=300, gt=0)  # real epochs (baseline, ET) or equivalent epochs (ET++)
     final_size: int = Field(default=224, gt=0)
@@ -79,6 +77,12 @@ class TrainConfig(BaseModel):
     reprob: float = Field(default=0.25, ge=0, le=1)
     randaug_magnitude: float = Field(default=9.0, ge=0)  # the final m (m rises 0 -> 9 in ET/ET++)
     randaug_std: float = Field(default=0.5, ge=0)
+    # DeiT III's recipe (its Sec. 3): 3-Augment instead of RandAug, simple random crop, binary cross-entropy
+    augment: Literal["randaug", "3augment", "none"] = "randaug"
+    crop: Literal["random-resized", "simple"] = "random-resized"
+    loss: Literal["ce", "bce"] = "ce"
+    # Table 11's rows without 'AugRegs': no RandAug, Mixup, CutMix, label smoothing, random erasing, drop path
+    augregs: bool = True
     # ablations (Table 19): RandAug m fixed at randaug_magnitude instead of rising with the curriculum (a), and
     # another operation than the method's to reach B (b): crop (ET), downsample (ET++), bicubic (plain resize)
     linear_randaug: bool = True
@@ -115,6 +119,28 @@ class TrainConfig(BaseModel):
     stop_after_steps: int | None = Field(default=None, gt=0)  # testing: simulate an interruption
 
     # messages: "{field}" names another setting (see describe)
+    @field_validator("method")
+    @classmethod
+    def _known_methods(cls, method: str | list[str]) -> str | list[str]:
+        from repro.methods import check_names
+
+        try:
+            check_names(method)
+        except UserError as err:
+            raise ValueError(str(err)) from None
+        return method[0] if isinstance(method, list) and len(method) == 1 else method
+
+    @model_validator(mode="after")
+    def _without_augregs(self) -> TrainConfig:
+        """``augregs: false`` (Table 11, Sec. 6.1.2): the holistic augmentation + regularisation pipeline of
+        [4], [18]-[21] off -- RandAug (and with it ET's m curriculum), Mixup, CutMix, label smoothing, random
+        erasing and stochastic depth -- leaving random-resized crops, flips and weight decay."""
+        if not self.augregs:
+            for field, off in {"augment": "none", "mixup": 0.0, "cutmix": 0.0, "smoothing": 0.0, "reprob": 0.0,
+                               "drop_path": 0.0}.items():
+                object.__setattr__(self, field, off)
+        return self
+
     @field_validator("schedule")
     @classmethod
     def _known_schedule(cls, schedule: str | None) -> str | None:

@@ -6,6 +6,11 @@ on the curriculum's axis (compute for ET++, epochs for baseline/ET; Table 6 capt
 follows the curriculum per step. Stage switches happen in-process: the model's input size is switched (weights
 and optimizer state kept) and only the data loader is rebuilt.
 
+Methods are hook objects (``repro.methods``, whose docstring lists the hook points) called at the stage
+starts, before each step, on the samples of each epoch, on the per-sample losses and after training; the
+engine computes per-sample losses (the mean of the weighted losses is what it optimises). A method that
+selects samples makes the engine train epoch by epoch, on nominal epochs (see :class:`SelectedEpoch`).
+
 Data are a deterministic stream of per-epoch permutations; the loader is asked for ``(index, B, m, seed)`` keys
 (``repro.data.transforms``), so a resumed run sees exactly the samples and augmentations of an uninterrupted
 one. Checkpoints (model, optimizer, scaler, EMA, step, stream position, RNG states, replay buffer) are written
@@ -54,7 +59,7 @@ from repro.data.transforms import (
 from repro.errors import UserError
 from repro.launch.rundir import RunLock, write_json_atomic
 from repro.launch.signals import stop_if_preempted
-from repro.methods import get_method
+from repro.methods import Methods
 from repro.train import checkpoint as ckpt
 from repro.train.config import ConfigError, TrainConfig
 from repro.train.distributed import Dist, init_distributed, process_rank
@@ -73,7 +78,7 @@ class NonFiniteResult(UserError):
 
 # what a checkpoint must hold for this trainer to resume from it exactly
 STATE_KEYS = frozenset({"step", "position", "clock", "model", "optimizer", "scaler", "ema", "replay", "rng",
-                        "metrics_lines", "input_size", "stage_switch_seconds"})
+                        "metrics_lines", "input_size", "stage_switch_seconds", "methods", "selection"})
 
 
 @dataclass(frozen=True)
@@ -142,6 +147,10 @@ class Stream:
             self._perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + epoch))
         return self._perm
 
+    def order(self, epoch: int) -> torch.Tensor:
+        """The permutation of epoch ``epoch`` (a copy: a method may keep it)."""
+        return self._permutation(epoch).clone()
+
     def indices(self, start: int, stop: int, step: int = 1) -> list[int]:
         """The sample indices at positions ``range(start, stop, step)``, one slice per epoch touched."""
         out: list[int] = []
@@ -154,6 +163,47 @@ class Stream:
         return out
 
 
+class SelectedEpoch:
+    """The samples a method kept of epoch ``epoch`` (``Method.select``), in the stream's position space: epoch e
+    still owns positions ``[e n, (e + 1) n)`` (so every position keeps its augmentation seed), its kept samples
+    sit at the first ``len(indices)`` of them and a batch never straddles two epochs (the next epoch's
+    selection needs this epoch's losses; timm's loader drops the last incomplete batch the same way).
+
+    Progress is nominal: kept sample k of epoch e stands at ``e n + k n / len(indices)`` nominal samples, so the
+    curriculum, the RandAug m and the LR follow epochs as they would unpruned, and a pruned epoch takes fewer
+    steps (InfoBatch's saving)."""
+
+    def __init__(self, epoch: int, n: int, indices: torch.Tensor, weights: torch.Tensor) -> None:
+        if len(indices) != len(weights) or not 0 < len(indices) <= n:
+            raise UserError(f"a method selected {len(indices)} samples with {len(weights)} weights of an epoch of "
+                            f"{n}; select 1 to {n} samples, one weight each")
+        self.epoch, self.n, self.base = epoch, n, epoch * n
+        self.indices, self.weights = indices.to(torch.int64), weights.to(torch.float32)
+
+    def indices_at(self, start: int, stop: int, step: int = 1) -> list[int]:
+        return self.indices[start - self.base : stop - self.base : step].tolist()
+
+    def weights_at(self, start: int, stop: int, step: int = 1) -> torch.Tensor:
+        return self.weights[start - self.base : stop - self.base : step]
+
+    def nominal(self, position: int) -> float:
+        """Nominal samples consumed at ``position`` (inside this epoch)."""
+        return self.base + (position - self.base) * self.n / len(self.indices)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "indices": self.indices, "weights": self.weights}
+
+
+class _SelectedStream:
+    """``Stream.indices`` over one selected epoch (what :class:`KeySampler` reads)."""
+
+    def __init__(self, epoch: SelectedEpoch) -> None:
+        self.epoch = epoch
+
+    def indices(self, start: int, stop: int, step: int = 1) -> list[int]:
+        return self.epoch.indices_at(start, stop, step)
+
+
 class KeySampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
     """This rank's share of each fresh batch of a stage as a list of ``(index, B, m, seed)`` keys, computed on the
     fly from the stream position: O(batch) memory and O(1) start-up whatever the stage's length.
@@ -163,8 +213,9 @@ class KeySampler(torch.utils.data.Sampler):  # type: ignore[type-arg]
     ``magnitude`` maps a step to its RandAug m. Iterated in the main process (also with loader workers).
     """
 
-    def __init__(self, stream: Stream, *, position: int, first_step: int, end_step: int, batch_size: int,
-                 resolution: int, n_replay: int, seed: int, magnitude: Any, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, stream: Stream | _SelectedStream, *, position: int, first_step: int, end_step: int,
+                 batch_size: int, resolution: int, n_replay: int, seed: int, magnitude: Any, rank: int = 0,
+                 world: int = 1) -> None:
         self.stream, self.position, self.first_step = stream, position, first_step
         self.batch_size, self.resolution, self.stride = batch_size, resolution, n_replay + 1
         self.seed, self.magnitude, self.rank, self.world = seed, magnitude, rank, world
@@ -222,6 +273,9 @@ def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
+        self.methods = Methods(cfg)
+        settings = self.methods.settings(cfg)  # the methods' recipes: the effective config is the run's
+        cfg = TrainConfig.model_validate({**cfg.model_dump(), **settings}) if settings else cfg
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
@@ -230,7 +284,7 @@ class Trainer:
         _check_optimizer(cfg.opt)
         if self.device.type == "cpu":
             _leave_cores_to_workers(cfg.workers)
-        self.method = get_method(cfg.method)
+        self._check_method_options()
         self.curriculum = self._curriculum(cfg.final_size, cost_fn)
 
         # data
@@ -243,12 +297,15 @@ class Trainer:
         mean, std = (FMNIST_MEAN, FMNIST_STD) if cfg.dataset == "fashion-mnist" else (IMAGENET_MEAN, IMAGENET_STD)
         self.train_set = CurriculumDataset(
             base_train,
-            CurriculumTransform(Augment(cfg.final_size, cfg.frequency_op or self.method.frequency_op,
+            CurriculumTransform(Augment(cfg.final_size, cfg.frequency_op or self.methods.frequency_op,
                                         tuple(cfg.crop_scale), 0.5,
-                                        cfg.randaug_std, cfg.reprob, mean, std, draft=cfg.draft_decode,
-                                        reduce_at_crop=cfg.reduce_at_crop)),
+                                        cfg.randaug_std, cfg.reprob, mean, std, randaug=cfg.augment == "randaug",
+                                        draft=cfg.draft_decode, reduce_at_crop=cfg.reduce_at_crop,
+                                        three_augment=cfg.augment == "3augment", simple_crop=cfg.crop == "simple")),
         )
         crop_pct = 1.0 if cfg.dataset == "fashion-mnist" else cfg.crop_pct
+        self._base_val, self._norm, self._crop_pct = base_val, (mean, std), crop_pct
+        self.eval_size = cfg.final_size  # a method may evaluate at another size (FixRes' test size)
         self.val_set = EvalDataset(base_val, eval_transform(cfg.final_size, mean, std, crop_pct))
         self.n_train = len(self.train_set)
 
@@ -257,8 +314,10 @@ class Trainer:
         if any(p.batch_size % self.dist.world for p in self.plan):
             raise UserError(f"the global batch must be divisible by the {self.dist.world} processes")
         self.total_steps = self.plan[-1].first_step + self.plan[-1].steps
-        self.lr_schedule = WarmupCosine.from_epochs(1.0, cfg.warmup_epochs, self._axis_epochs(),
-                                                    min_lr=cfg.min_lr / cfg.lr, warmup_lr=cfg.warmup_lr / cfg.lr)
+        # each stage's first nominal sample: with sample selection progress is counted in nominal samples
+        self.sample_starts = list(itertools.accumulate((p.steps * p.batch_size for p in self.plan), initial=0))
+        self.lr_schedule = self.methods.lr_schedule(cfg, self._axis_epochs()) or WarmupCosine.from_epochs(
+            1.0, cfg.warmup_epochs, self._axis_epochs(), min_lr=cfg.min_lr / cfg.lr, warmup_lr=cfg.warmup_lr / cfg.lr)
         self.cost_fn = cost_fn
 
         # model and optimisation
@@ -272,16 +331,10 @@ class Trainer:
         self._check_input_sizes()
         if self.device.type == "cuda" and cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
-        from timm.optim import create_optimizer_v2
-
-        # Adam-family and LAMB take Table 24's betas; other optimizers (SGD...) have none
-        betas = {"betas": tuple(cfg.opt_betas)} if "adam" in cfg.opt or "lamb" in cfg.opt else {}
         if cfg.layer_decay is not None and not callable(getattr(self.model, "group_matcher", None)):
             raise ConfigError("layer_decay", f"{cfg.model} has no layer grouping (timm's group_matcher) for "
                               "layer-wise LR decay; remove {layer_decay}")
-        # layer_decay: timm's param_groups_layer_decay; the loop applies each group's lr_scale
-        self.optimizer = create_optimizer_v2(self.model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
-                                             layer_decay=cfg.layer_decay, **betas)
+        self.optimizer = self._optimizer(self.model)
         self.ddp_model = self.dist.wrap(self.model, self.device)
         self.ema = None
         if cfg.model_ema:
@@ -307,6 +360,9 @@ class Trainer:
         self.log = MetricsLog(self.out, enabled=self.dist.is_main, wandb=cfg.wandb, config=cfg.model_dump(),
                               project=cfg.wandb_project, group=cfg.wandb_group)
         self.stage_switch_seconds: list[float] = []
+        self.entered = -1  # the last stage whose stage_start hooks ran fresh
+        self.selection: SelectedEpoch | None = None  # the current epoch's samples, when a method selects
+        self._batch_keys: Any = None  # the current loader's sampler and first step (sample indices of a step)
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -323,10 +379,59 @@ class Trainer:
             raise ConfigError("device", f"{self.cfg.device!r}: torch sees {gpus} GPU(s), cuda:0 to cuda:{gpus - 1}")
         return device
 
+    def _optimizer(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        from timm.optim import create_optimizer_v2
+
+        cfg = self.cfg
+        # Adam-family and LAMB take Table 24's betas; other optimizers (SGD...) have none
+        betas = {"betas": tuple(cfg.opt_betas)} if "adam" in cfg.opt or "lamb" in cfg.opt else {}
+        # layer_decay: timm's param_groups_layer_decay; the loop applies each group's lr_scale
+        return create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                   layer_decay=cfg.layer_decay, **betas)
+
+    def replace_model(self, model: torch.nn.Module) -> None:
+        """Train ``model`` from now on (a method growing or replacing the network at a stage start): the optimizer
+        is rebuilt for its parameters and keeps the state (moments, step) of every parameter whose name and shape
+        are unchanged; the EMA keeps its averages of those tensors and starts the new ones from ``model``."""
+        model = model.to(self.device)
+        old = {name: p for name, p in self.model.named_parameters()}
+        optimizer = self._optimizer(model)
+        for name, p in model.named_parameters():
+            q = old.get(name)
+            if q is not None and q.shape == p.shape and q in self.optimizer.state:
+                optimizer.state[p] = {k: v.clone() if isinstance(v, torch.Tensor) else v
+                                      for k, v in self.optimizer.state[q].items()}
+        if self.ema is not None:
+            from timm.utils import ModelEmaV3
+
+            averaged = self.ema.module.state_dict()
+            ema = ModelEmaV3(model, decay=self.cfg.model_ema_decay)
+            fresh = ema.module.state_dict()
+            ema.module.load_state_dict({k: averaged[k] if k in averaged and averaged[k].shape == v.shape else v
+                                        for k, v in fresh.items()})
+            self.ema = ema
+        self.model, self.optimizer = model, optimizer
+        self.ddp_model = self.dist.wrap(self.model, self.device)
+
+    def set_eval_size(self, size: int) -> None:
+        """Evaluate at ``size`` x ``size`` from now on (same crop ratio and normalisation)."""
+        self.eval_size = size
+        self.val_set = EvalDataset(self._base_val, eval_transform(size, *self._norm, self._crop_pct))
+
+    def _check_method_options(self) -> None:
+        """Engine options that a method's hooks cannot combine with (one line each)."""
+        cfg, label = self.cfg, self.methods.label
+        if cfg.n_replay and self.methods.wants_losses:
+            raise ConfigError("n_replay", f"{label} weighs or scores samples by their loss, which a replayed batch "
+                              "(Sec. 5.3) repeats without fresh samples; use {n_replay} 0 with it")
+        if cfg.n_replay and self.methods.selects:
+            raise ConfigError("n_replay", f"{label} selects the samples of each epoch; the replay buffer (Sec. 5.3) "
+                              "would repeat batches across its epochs: use {n_replay} 0 with it")
+
     def _curriculum(self, final_size: int, cost_fn: Any = None) -> Curriculum:
         cfg = self.cfg
         try:
-            return build(cfg.schedule or self.method.schedule, epochs=cfg.epochs, final_size=final_size, cost=cost_fn,
+            return build(cfg.schedule or self.methods.schedule, epochs=cfg.epochs, final_size=final_size, cost=cost_fn,
                          adapt=cfg.adapt, reference_final=cfg.paper_final_size or REFERENCE_SIZE)
         except StageSizeError as err:
             linear = "" if cfg.adapt == "linear" else ", {adapt} linear (B scaled with the final size)"
@@ -361,13 +466,28 @@ class Trainer:
         c = self.curriculum
         return c.equivalent_epochs if c.axis == "compute" else c.real_epochs
 
-    def stage_of(self, step: int) -> StagePlan:
+    def stage_of(self, step: float) -> StagePlan:
         for plan in self.plan:
             if step < plan.first_step + plan.steps:
                 return plan
         return self.plan[-1]
 
-    def _lr(self, stage: StagePlan, step: int) -> float:
+    def nominal_step(self, position: int | None = None) -> float:
+        """Where training stands on the plan: the step itself, or with sample selection the plan's step at the
+        nominal samples consumed at ``position`` (default: now) -- fractional inside a stage."""
+        if not self.methods.selects:
+            return float(self.step)
+        position = self.position if position is None else position
+        if self.selection is not None and self.selection.base <= position < self.selection.base + self.n_train:
+            samples = self.selection.nominal(position)
+        else:
+            samples = float(position)  # at an epoch boundary, before the epoch's selection
+        for plan, start in zip(self.plan, self.sample_starts, strict=False):
+            if samples < start + plan.steps * plan.batch_size:
+                return plan.first_step + (samples - start) / plan.batch_size
+        return float(self.total_steps) + (samples - self.sample_starts[-1]) / self.plan[-1].batch_size
+
+    def _lr(self, stage: StagePlan, step: float) -> float:
         return stage.peak_lr * self.lr_schedule(self.curriculum.axis_progress(stage.fraction(step)))
 
     def _magnitude(self, fraction: float) -> float:
@@ -377,14 +497,51 @@ class Trainer:
             return self.cfg.randaug_magnitude
         return self.curriculum.magnitude_at(fraction) * self.cfg.randaug_magnitude / 9.0
 
-    def _loader(self, stage: StagePlan, start_step: int) -> Any:
-        """Fresh batches of ``stage`` from ``start_step`` on, as keys for the workers."""
+    def _select_epoch(self) -> SelectedEpoch:
+        """The current epoch's samples, asked of the selecting method when the epoch begins (kept in the
+        checkpoint: the method's scores move on during the epoch)."""
+        epoch = self.position // self.n_train
+        if self.selection is None or self.selection.epoch != epoch:
+            order = Stream(self.n_train, self.cfg.seed).order(epoch)
+            chosen = self.methods.select(self, epoch, order)
+            indices, weights = chosen if chosen is not None else (order, torch.ones(len(order)))
+            self.selection = SelectedEpoch(epoch, self.n_train, indices, weights)
+        return self.selection
+
+    def _segment_steps(self, stage: StagePlan) -> int:
+        """Steps from now to the end of ``stage``, or with sample selection to the end of the stage or of the
+        epoch's kept samples, whichever comes first (0: only an incomplete batch is left of the epoch)."""
+        if not self.methods.selects:
+            return stage.first_step + stage.steps - self.step
+        sel, bs = self._select_epoch(), stage.batch_size
+        end = stage.first_step + stage.steps
+        steps, position = 0, self.position
+        while position + bs <= sel.base + len(sel.indices) and self.nominal_step(position) < end:
+            steps, position = steps + 1, position + bs
+        return steps
+
+    def _loader(self, stage: StagePlan, start_step: int, end_step: int | None = None) -> Any:
+        """Fresh batches of ``stage`` for steps ``start_step`` to ``end_step`` (default: the stage's end), as keys
+        for the workers."""
+        end_step = stage.first_step + stage.steps if end_step is None else end_step
         pending = self.replay.state_dict()["pending"] if self.cfg.n_replay else 0
-        sampler = KeySampler(Stream(self.n_train, self.cfg.seed), position=self.position,
-                             first_step=start_step + pending, end_step=stage.first_step + stage.steps,
+        if self.methods.selects:
+            stream: Stream | _SelectedStream = _SelectedStream(self._select_epoch())
+            base_position, first = self.position, start_step
+
+            def magnitude(step: int) -> float:
+                nominal = self.nominal_step(base_position + (step - first) * stage.batch_size)
+                return self._magnitude(stage.fraction(nominal))
+        else:
+            stream = Stream(self.n_train, self.cfg.seed)
+
+            def magnitude(step: int) -> float:
+                return self._magnitude(stage.fraction(step))
+        sampler = KeySampler(stream, position=self.position,
+                             first_step=start_step + pending, end_step=end_step,
                              batch_size=stage.batch_size, resolution=stage.resolution, n_replay=self.cfg.n_replay,
-                             seed=self.cfg.seed, magnitude=lambda step: self._magnitude(stage.fraction(step)),
-                             rank=self.dist.rank, world=self.dist.world)
+                             seed=self.cfg.seed, magnitude=magnitude, rank=self.dist.rank, world=self.dist.world)
+        self._batch_keys = (sampler, start_step)
         workers = self.cfg.workers
         return torch.utils.data.DataLoader(
             self.train_set, batch_sampler=sampler, num_workers=workers,
@@ -411,8 +568,10 @@ class Trainer:
                 "python": random.getstate(),
             },
             "metrics_lines": self.log.lines,
-            "input_size": self.stage_of(self.step).resolution,
+            "input_size": self.stage_of(self.nominal_step()).resolution,
             "stage_switch_seconds": list(self.stage_switch_seconds),
+            "methods": {"entered": self.entered, "hooks": self.methods.state_dict()},
+            "selection": self.selection.state_dict() if self.selection is not None else None,
         }
 
     def check_state(self, state: dict[str, Any]) -> None:
@@ -429,7 +588,8 @@ class Trainer:
         if self.ema is not None and state["ema"] is not None:
             _check_tensors("ema", state["ema"], self.ema.state_dict())
         kept = {"scaler": self.scaler.state_dict().keys(), "replay": self.replay.state_dict().keys(),
-                "clock": self.clock.state_dict().keys(), "rng": {"torch", "cuda", "numpy", "python"}}
+                "clock": self.clock.state_dict().keys(), "rng": {"torch", "cuda", "numpy", "python"},
+                "methods": {"entered", "hooks"}}
         for what, keys in kept.items():
             if not isinstance(state[what], dict) or keys - state[what].keys():
                 raise ckpt.UnusableCheckpoint(f"{what}: not the state this trainer keeps")
@@ -439,6 +599,13 @@ class Trainer:
             raise ckpt.UnusableCheckpoint("optimizer: its parameter groups do not match this model's")
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.entered = int(state["methods"]["entered"])
+        self.methods.load_state_dict(state["methods"]["hooks"])
+        if self.entered >= 0:  # the architecture / regularisation of the stage the checkpoint was saved in
+            self.methods.stage_start(self, self.plan[self.entered], fresh=False)
+        sel = state["selection"]
+        self.selection = None if sel is None else SelectedEpoch(int(sel["epoch"]), self.n_train, sel["indices"],
+                                                                sel["weights"])
         self.step, self.position = int(state["step"]), int(state["position"])
         self.clock.load_state_dict(state["clock"])
         self.stage_switch_seconds = [float(t) for t in state["stage_switch_seconds"]]
@@ -479,9 +646,9 @@ class Trainer:
         model = model or self.model
         was_training = model.training
         model.eval()
-        set_input_size(self.model, self.cfg.final_size)
+        set_input_size(self.model, self.eval_size)
         if self.ema is not None:
-            set_input_size(self.ema.module, self.cfg.final_size)
+            set_input_size(self.ema.module, self.eval_size)
         idx = list(range(self.dist.rank, len(self.val_set), self.dist.world))
         loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.val_set, idx), batch_size=256,
                                              num_workers=min(self.cfg.workers, 2))
@@ -495,16 +662,17 @@ class Trainer:
             totals += torch.tensor([(top5[:, 0] == y).sum().item(), (top5 == y[:, None]).any(1).sum().item(),
                                     F.cross_entropy(logits, y, reduction="sum").item(), len(y)], dtype=torch.float64)
         totals = self.dist.all_reduce_sum(totals)
-        set_input_size(self.model, self.stage_of(self.step).resolution)
+        set_input_size(self.model, self.stage_of(self.nominal_step()).resolution)
         if self.ema is not None:
-            set_input_size(self.ema.module, self.stage_of(self.step).resolution)
+            set_input_size(self.ema.module, self.stage_of(self.nominal_step()).resolution)
         model.train(was_training)
         n = max(totals[3].item(), 1.0)
         top1, top5, loss = (totals[i].item() / n for i in range(3))
         return {"top1": 100 * top1, "top5": 100 * top5, "val_loss": loss}
 
     def _eval_record(self, stage: StagePlan) -> dict[str, Any]:
-        f = stage.fraction(self.step) if self.step < self.total_steps else 1.0
+        nominal = self.nominal_step()
+        f = stage.fraction(nominal) if nominal < self.total_steps else 1.0
         with self.clock.excluded():  # its loader's workers are not training time
             record = {"kind": "eval", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
                       "fraction": f, **self.evaluate()}
@@ -551,64 +719,80 @@ class Trainer:
 
     def _train(self) -> dict[str, Any]:
         self.restore()
-        self.log.info(f"{self.cfg.method} {self.curriculum.name}: {len(self.plan)} stages, {self.total_steps} steps, "
-                      f"B {[p.resolution for p in self.plan]}, device {self.device}, {self.dist.world} process(es)")
+        self.log.info(f"{self.methods.label} {self.curriculum.name}: {len(self.plan)} stages, "
+                      f"{self.total_steps} steps, B {[p.resolution for p in self.plan]}, device {self.device}, "
+                      f"{self.dist.world} process(es)")
         planned, run = self.curriculum.equivalent_epochs, self._equivalent_epochs()
         if abs(run / planned - 1) > 0.01:
             self.log.info(f"whole steps per stage: {run:.4g} equivalent epochs for the {planned:.4g} planned")
         criterion = _criterion(self.cfg, self.mixup is not None)
         last_save = time.monotonic()
         eval_every = self.cfg.eval_every_epochs
-        while self.step < self.total_steps:
-            stage = self.stage_of(self.step)
+        while self.nominal_step() < self.total_steps:
+            stage = self.stage_of(self.nominal_step())
             t0 = time.perf_counter()
             set_input_size(self.model, stage.resolution)
             if self.ema is not None:
                 set_input_size(self.ema.module, stage.resolution)
-            if self.step == stage.first_step:
+            if stage.index > self.entered:  # hooks first, then the optimizer state is the stage's
+                self.methods.stage_start(self, stage, fresh=True)
+                self.entered = stage.index
+            if self.step == stage.first_step and not self.methods.selects:
                 self.replay.load_state_dict({**self.replay.state_dict(), "items": [], "pending": 0})
+            steps = self._segment_steps(stage)
+            if steps == 0:  # an incomplete batch is all that is left of the epoch's samples: the next epoch
+                self.position = (self.position // self.n_train + 1) * self.n_train
+                continue
+            end_step = self.step + steps
             self.clock.stage_started()
-            batches = iter(self._loader(stage, self.step))
+            batches = iter(self._loader(stage, self.step, end_step))
             self.stage_switch_seconds.append(time.perf_counter() - t0)
             self.ddp_model.train()
             t_log, n_log = time.perf_counter(), 0
-            while self.step < stage.first_step + stage.steps:
+            while self.step < end_step:
                 if self.cfg.stop_after_steps is not None and self.step >= self.cfg.stop_after_steps:
                     self.save()
                     raise KeyboardInterrupt(f"stopped after {self.step} steps (stop_after_steps)")
+                nominal = self.nominal_step()
+                self.methods.step_start(self, stage.fraction(nominal))
                 with self.clock.step():
+                    position = self.position
                     (x, y), fresh = self.replay.next(batches.__next__)
                     if fresh:
                         self.position += stage.batch_size
-                    lr = self._lr(stage, self.step)
+                    lr = self._lr(stage, nominal)
                     for group in self.optimizer.param_groups:
                         group["lr"] = lr * group.get("lr_scale", 1.0)
-                    loss = self._train_step(x, y, criterion, stage)
-                f_prev = stage.fraction(self.step)
+                    loss = self._train_step(x, y, criterion, stage, position)
+                f_prev = stage.fraction(nominal)
                 self.step += 1
                 n_log += len(x)
-                f = stage.fraction(self.step)
-                if self.step % self.cfg.log_every_steps == 0 or self.step == self.total_steps:
+                now = self.nominal_step()
+                f = stage.fraction(now)
+                if self.step % self.cfg.log_every_steps == 0 or now >= self.total_steps:
                     dt = time.perf_counter() - t_log
                     self.log.write({"kind": "train", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
                                     "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
                                     "magnitude": self._magnitude(f_prev), "lr": lr, "loss": loss,
                                     "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
                                     "wall_time_s": self.clock.wall_s, "cpu_time_s": self.clock.cpu_s},
-                                   progress=(self.step, self.total_steps))
+                                   progress=(min(round(now), self.total_steps), self.total_steps))
                     t_log, n_log = time.perf_counter(), 0
                 e_prev, e_now = self.curriculum.epoch_at(f_prev), self.curriculum.epoch_at(f)
-                stage_done = self.step == stage.first_step + stage.steps
+                stage_done = now >= stage.first_step + stage.steps
                 if math.floor(e_now / eval_every) > math.floor(e_prev / eval_every) and not stage_done:
                     self.log.write(self._eval_record(stage))
                 if stage_done or time.monotonic() - last_save > 60 * self.cfg.checkpoint_minutes:
-                    if stage_done and self.step < self.total_steps:
+                    if stage_done and now < self.total_steps:
                         self.log.write(self._eval_record(stage))
                     self.save()
                     last_save = time.monotonic()
                 stop_if_preempted(self.save)
+                if stage_done:
+                    break
             del batches  # shuts the stage's loader workers down, so that their CPU time can be counted
             self.clock.stage_finished()
+        self.methods.final_phase(self)
         final = self._eval_record(self.plan[-1])  # the weights were checked when the last step saved them
         bad = {k: v for k, v in final.items() if isinstance(v, float) and not math.isfinite(v)}
         if bad:
@@ -627,7 +811,27 @@ class Trainer:
         size = self.cfg.micro_batch_size or n
         return [(a, min(a + size, n)) for a in range(0, n, size)]
 
-    def _train_step(self, x: torch.Tensor, y: torch.Tensor, criterion: Any, stage: StagePlan) -> float:
+    def _batch_samples(self, position: int, batch_size: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """This process's sample indices of the fresh batch at stream ``position`` and their selection weights
+        (None without sample selection)."""
+        positions = (position + self.dist.rank, position + batch_size, self.dist.world)
+        indices = torch.tensor(self._batch_keys[0].stream.indices(*positions), dtype=torch.int64)
+        weights = self.selection.weights_at(*positions) if self.selection is not None else None
+        return indices, weights
+
+    def _gathered(self, local: torch.Tensor) -> torch.Tensor:
+        """A per-sample tensor of every process, in the global batch's order (rank r holds positions r,
+        r + world, ...)."""
+        if self.dist.world == 1:
+            return local
+        rows = torch.zeros(self.dist.world, len(local), dtype=local.dtype, device=self.device)
+        rows[self.dist.rank] = local.to(self.device)
+        return self.dist.all_reduce_sum(rows).t().reshape(-1).cpu()
+
+    def _train_step(self, x: torch.Tensor, y: torch.Tensor, criterion: Any, stage: StagePlan,
+                    position: int = 0) -> float:
+        wants = self.methods.wants_losses or self.methods.selects
+        indices, weights = self._batch_samples(position, stage.batch_size) if wants else (None, None)
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.device.type == "cuda" and self.cfg.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -639,6 +843,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         chunks = self._chunks(len(x))
         total = torch.zeros((), dtype=torch.float32, device=self.device)
+        seen: list[torch.Tensor] = []
         for i, (a, b) in enumerate(chunks):
             # DDP all-reduces gradients only on the last micro-batch
             last = i == len(chunks) - 1
@@ -646,9 +851,15 @@ class Trainer:
             with sync:
                 with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                     enabled=self.autocast_dtype is not None):
-                    loss = criterion(self.ddp_model(x[a:b]), y[a:b])
-                if len(chunks) > 1:
-                    loss = loss * ((b - a) / len(x))  # the mean over the whole batch
+                    losses = criterion(self.ddp_model(x[a:b]), y[a:b]).float()
+                if indices is not None:
+                    seen.append(losses.detach().cpu())
+                    w = self.methods.loss_weights(self, indices[a:b], losses.detach())
+                    w = weights[a:b] if w is None and weights is not None else (
+                        w if weights is None else w * weights[a:b].to(w.device))
+                    if w is not None:
+                        losses = losses * w.to(losses.device)
+                loss = losses.sum() / len(x)  # the (weighted) mean over the whole batch
                 self.scaler.scale(loss).backward()
             total += loss.detach().float()
         value = self.dist.all_reduce_mean(total)
@@ -662,6 +873,8 @@ class Trainer:
         self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.model, step=self.step)
+        if indices is not None:
+            self.methods.observe_losses(self, self._gathered(indices), self._gathered(torch.cat(seen)))
         return float(value)
 
     def _equivalent_epochs(self) -> float:
@@ -671,12 +884,12 @@ class Trainer:
 
     def _summary(self, final: dict[str, Any]) -> dict[str, Any]:
         summary = {
-            "model": self.cfg.model, "method": self.cfg.method, "schedule": self.curriculum.name,
+            "model": self.cfg.model, "method": self.methods.label, "schedule": self.curriculum.name,
             "top1": final["top1"], "top5": final["top5"], "val_loss": final["val_loss"],
             "equivalent_epochs": self._equivalent_epochs(),
             "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
             "real_epochs": sum(p.steps * p.batch_size for p in self.plan) / self.n_train,
-            "steps": self.total_steps, **self.clock.summary(),
+            "steps": self.step, **self.clock.summary(),
             "gpu_hours": self.clock.wall_s * self.dist.world / 3600 if self.device.type == "cuda" else 0.0,
             "device": str(self.device), "world_size": self.dist.world,
             "stages": [asdict(p) for p in self.plan],
@@ -690,13 +903,24 @@ class Trainer:
 
 
 def _criterion(cfg: TrainConfig, soft_targets: bool) -> Any:
-    from timm.loss import LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
+    """Per-sample losses (methods see them; the engine takes their weighted mean): timm's cross-entropy losses
+    per sample -- ``SoftTargetCrossEntropy`` for Mixup/CutMix targets, ``LabelSmoothingCrossEntropy``,
+    plain CE -- or binary cross-entropy averaged over classes (DeiT III's ``--bce-loss``, Sec. 3 of its paper:
+    the mean of ``BCEWithLogitsLoss``; mixed targets count every class present as positive)."""
+    smoothing = cfg.smoothing
 
-    if soft_targets:
-        return SoftTargetCrossEntropy()
-    if cfg.smoothing > 0:
-        return LabelSmoothingCrossEntropy(smoothing=cfg.smoothing)
-    return torch.nn.CrossEntropyLoss()
+    def per_sample(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if cfg.loss == "bce":
+            t = target.gt(0.0).to(logits.dtype) if soft_targets else F.one_hot(target, logits.shape[-1]).to(
+                logits.dtype)
+            return F.binary_cross_entropy_with_logits(logits, t, reduction="none").mean(-1)
+        logp = F.log_softmax(logits, dim=-1)
+        if soft_targets:
+            return -(target * logp).sum(-1)
+        nll = -logp.gather(1, target[:, None]).squeeze(1)
+        return (1.0 - smoothing) * nll - smoothing * logp.mean(-1) if smoothing > 0 else nll
+
+    return per_sample
 
 
 def _check_tensors(what: str, saved: Any, mine: dict[str, torch.Tensor]) -> None:
@@ -726,7 +950,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None) -> dict[st
     trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)  # refuses what it cannot train before writing anything
     try:
         with RunLock(out_dir) if process_rank() == 0 else contextlib.nullcontext():
-            write_json_atomic(Path(out_dir) / "train_config.json", cfg.model_dump())
+            write_json_atomic(Path(out_dir) / "train_config.json", trainer.cfg.model_dump())
             return trainer.train()
     finally:
         trainer.dist.cleanup()
