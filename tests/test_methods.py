@@ -37,7 +37,8 @@ def test_lists_compose_and_name_themselves_as_the_paper() -> None:
     assert methods.label == label(["efficienttrain++", "fixres"]) == "efficienttrain+++fixres"  # Table 11's name
     assert methods.schedule == "etpp" and methods.frequency_op == "downsample"
     assert TrainConfig(model="m", method=["infobatch"]).method == "infobatch"  # one-element list = the name
-    assert {"infobatch", "fixres", "budgeted-training", "progressive-learning", "deit-iii"} <= set(METHODS)
+    assert {"infobatch", "fixres", "budgeted-training", "progressive-learning", "deit-iii", "autoprog",
+            "budgeted-vit"} <= set(METHODS)
 
 
 @pytest.mark.parametrize(("method", "message"), [
@@ -46,7 +47,9 @@ def test_lists_compose_and_name_themselves_as_the_paper() -> None:
     (["fixres", "deit-iii"], "both set the phase after training"),
     (["infobatch", "infobatch"], "names a method twice"),
     (["infobatch", "infobatc"], "unknown method 'infobatc' \\(did you mean 'infobatch'"),
-    ("autoprog", "'autoprog' \\(Table 11: AutoProgressive Learning \\(CVPR'22\\)\\) is not implemented yet"),
+    ("self-paced-learning", "'self-paced-learning' \\(Table 11: Self-paced Learning \\(NeurIPS'10\\)\\) is not "
+                            "implemented yet"),
+    (["autoprog", "efficienttrain++"], "autoprog and efficienttrain\\+\\+ both set the curriculum"),
 ])
 def test_bad_lists_are_one_line(method: str | list[str], message: str) -> None:
     with pytest.raises(UserError, match=message):
@@ -54,4 +57,5 @@ def test_bad_lists_are_one_line(method: str | list[str], message: str) -> None:
 
 
 def test_manifests_may_name_methods_not_implemented_yet() -> None:
-    assert [c.name for c in check_names(["autoprog", "infobatch"], allow_not_implemented=True)] == ["infobatch"]
+    assert [c.name for c in check_names(["self-paced-learning", "infobatch"], allow_not_implemented=True)] == \
+        ["infobatch"]

@@ -135,19 +135,44 @@ def test_fixres_fine_tunes_only_classifier_and_norms_at_the_test_size(tmp_path):
     assert summary["wall_time_s"] > 0
 
 
-def test_deit3_recipe_low_resolution_then_final_size(tmp_path, monkeypatch):
+def test_deit3_recipe(tmp_path, monkeypatch):
     import repro.data.transforms as tr
 
     calls: list[int] = []
     original = tr.three_augment
     monkeypatch.setattr(tr, "three_augment", lambda img: (calls.append(img.size[0]), original(img))[1])
-    trainer = Trainer(cfg(method="deit-iii", epochs=2), tmp_path / "r")
-    assert (trainer.cfg.opt, trainer.cfg.loss, trainer.cfg.augment, trainer.cfg.crop) == (
-        "lamb", "bce", "3augment", "simple")
+    trainer = Trainer(cfg(method="deit-iii", epochs=1, smoothing=0.1, reprob=0.25), tmp_path / "r")
+    c = trainer.cfg  # the effective config, recorded as the run's
+    assert (c.opt, c.loss, c.augment, c.smoothing, c.reprob, c.drop_path) == ("lamb", "bce", "3augment", 0, 0, 0.05)
+    assert trainer.train_set.transform.randaug is None
     trainer.train()
-    assert [p.resolution for p in trainer.plan] == [24]  # 192 of 224, scaled
-    assert calls and set(calls) == {28}  # 3-Augment on the final-size crop, before the resize to B
-    assert json.loads((tmp_path / "r" / "summary.json").read_text())["method"] == "deit-iii"
+    assert calls and set(calls) == {28}
+
+
+def test_bce_counts_every_mixed_class_as_positive():
+    from repro.train.engine import _criterion
+
+    logits = torch.tensor([[2.0, -1.0, 0.0]])
+    mixed = torch.tensor([[0.7, 0.3, 0.0]])
+    loss = _criterion(cfg(loss="bce"), soft_targets=True)(logits, mixed)
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([[1.0, 1.0, 0.0]]))
+    assert loss.shape == (1,) and torch.allclose(loss, expected)
+
+
+def test_simple_random_crop_keeps_the_whole_short_side():
+    import random
+
+    from PIL import Image
+
+    from repro.data.transforms import Augment, CurriculumTransform
+
+    t = CurriculumTransform(Augment(final_size=16, randaug=False, reprob=0.0, simple_crop=True, hflip=0.0,
+                                    mean=(0.0,) * 3, std=(1.0,) * 3))
+    img = Image.new("RGB", (64, 32), (255, 255, 255))
+    random.seed(0)
+    torch.manual_seed(0)
+    x = t(img, 16, 0.0)
+    assert x.shape == (3, 16, 16) and torch.all(x == 1.0)  # short side to 16, a 16 x 16 window of it (+ pad)
 
 
 def test_augregs_false_turns_the_pipeline_off():

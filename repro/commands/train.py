@@ -78,9 +78,11 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
     a("--model", required=True, help="timm model name or a Table 7 zoo name (e.g. resnet18, deit_tiny_patch16_224)")
     a("--model-kwargs", type=_json, metavar="JSON", help='extra model arguments, e.g. \'{"patch_size": 4}\'')
-    a("--method", choices=("baseline", "efficienttrain", "efficienttrain++"), default=None,
-      help="baseline (Table 24), efficienttrain (Table 5 + low-frequency cropping), efficienttrain++ (Table 6 + "
-      "low-pass Lanczos down-sampling); default baseline")
+    from repro.methods import METHODS
+
+    a("--method", nargs="+", choices=sorted(METHODS), default=None, metavar="METHOD",
+      help="one method or several composed (repro/methods), e.g. efficienttrain++ infobatch; "
+      f"known: {', '.join(sorted(METHODS))}; default baseline")
     a("--schedule", help="curriculum preset overriding the method's (see `repro schedule --list`)")
     a("--epochs", type=float, help="real epochs (baseline, ET) or equivalent epochs (ET++); Table 24: 300 / 200")
     a("--input-size", type=int, help="final input size (224; proxy 28)")

@@ -143,7 +143,8 @@ def _safe_globals() -> list[Any]:
     from mmengine.logging import HistoryBuffer
 
     core = np._core if hasattr(np, "_core") else np.core  # numpy 2 renamed it (pickles name the new module)
-    return [HistoryBuffer, collections.Counter, codecs.encode, builtins.getattr, np.dtype, np.ndarray, core.multiarray._reconstruct, core.multiarray.scalar,
+    return [HistoryBuffer, collections.Counter, codecs.encode, builtins.getattr, np.dtype, np.ndarray,
+            core.multiarray._reconstruct, core.multiarray.scalar,
             *{type(np.dtype(t)) for t in ("f8", "f4", "i8", "i4", "u1", "b1")}]
 
 

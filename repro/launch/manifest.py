@@ -30,11 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from repro.errors import UserError, read_yaml_mapping
 
-Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "coco", "ade20k", "transfer", "analysis"]
+Task = Literal["in1k", "in22k", "in22k_finetune", "mae", "mae_finetune", "coco", "ade20k", "transfer",
+               "analysis"]
 """in1k: ImageNet-1K classification; in22k: IN-22K pre-training; in22k_finetune: its IN-1K fine-tuning (a run
-link to the in22k run); mae: MAE pre-training + fine-tuning; coco / ade20k: detection / segmentation on a
-pre-trained backbone; transfer: fine-tuning on a downstream classification set; analysis: measurements that are
-not a training run (I/O, search cost)."""
+link to the in22k run); mae: MAE pre-training; mae_finetune: end-to-end fine-tuning of an MAE pre-training (a
+run link to the mae run); coco / ade20k: detection / segmentation on a pre-trained backbone; transfer:
+fine-tuning on a downstream classification set; analysis: measurements that are not a training run (I/O, search
+cost)."""
 
 KEY = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -330,7 +332,6 @@ NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
     "lfc_epochs": "Tables 3, 4: first and last epoch of low-frequency cropping",
     "randaug_magnitude_early": "Table 4: RandAug m early in training",
     "early_epochs": "Table 4: first and last epoch of the early m",
-    "target": "Table 15: the MAE reconstruction target",
     "b_schedule": "Table 19 (c): the shape of the B schedule",
     "search": "Tables 21, 22: the curriculum search of Algorithm 2",
     "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",

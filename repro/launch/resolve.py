@@ -146,8 +146,9 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     )
     if spec.final_size is not None and profile.adapt == "linear":  # a proxy of a Table 10 run: its B follow
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
-    if config.get("warmup_epochs") is not None:  # the warm-up is part of the schedule: it scales with it
-        config["warmup_epochs"] = config["warmup_epochs"] * scale
+    for key in ("warmup_epochs", "budget_epochs"):  # parts of the schedule: they scale with it
+        if config.get(key) is not None:
+            config[key] = config[key] * scale
     profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
     profile_settings.update(profile.overrides)
     config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})

@@ -102,7 +102,8 @@ def environment() -> dict[str, Any]:
 @dataclass(frozen=True)
 class RunInfo:
     """Where a run directory stands: ``new`` (nothing there), ``partial`` (started, no summary), ``corrupt``
-    (a summary.json without a finite top-1, or a path that is not a run directory: ``detail`` says what) or
+    (a summary.json without a finite top-1 -- val_loss for MAE pre-training --, or a path that is not a run
+    directory: ``detail`` says what) or
     ``finished`` (``summary`` holds it). A corrupt summary is trained again (the new one replaces it); a
     ``blocked`` run needs a person first (``detail`` says what to do)."""
 
@@ -140,10 +141,12 @@ def run_info(path: str | Path) -> RunInfo:
         return RunInfo("corrupt", f"{summary_path}: not valid JSON (a torn write?)")
     if not isinstance(summary, dict):
         return RunInfo("corrupt", f"{summary_path}: not a JSON object")
-    headline = next((k for k in HEADLINE_METRICS if k in summary), "top1")
-    value = summary.get(headline)
+    # a self-supervised pre-training (MAE, Table 15) has no top-1: its result is its reconstruction loss
+    key = "val_loss" if summary.get("objective") == "mae" else next((k for k in HEADLINE_METRICS if k in summary),
+                                                                     "top1")
+    value = summary.get(key)
     if not is_finite_number(value):
-        what = f"no {' / '.join(HEADLINE_METRICS)}" if value is None else f"{headline} {value!r} is not a finite number"
+        what = f"no {key}" if value is None else f"{key} {value!r} is not a finite number"
         return RunInfo("corrupt", f"{summary_path}: {what}")
     return RunInfo("finished", summary=summary)
 

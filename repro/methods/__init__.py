@@ -118,8 +118,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "dih-curriculum": "Table 11: DIH Curriculum (NeurIPS'20)",
     "curriculumnet": "Table 11: CurriculumNet (ECCV'18)",
     "label-similarity-curriculum": "Table 11: Label-similarity Curriculum (ECCV'20)",
-    "autoprog": "Table 11: AutoProgressive Learning (CVPR'22)",
-    "budgeted-vit": "Table 11: Budgeted ViT (ICLR'23)",
 }
 
 # hook points of which a list may set only one (the others compose: weights multiply, hooks run in order)
@@ -258,8 +256,10 @@ class Methods:
 
 # the registry: one module per method (imported for its @register)
 from repro.methods import (  # noqa: E402
+    autoprog,
     baseline,
     budgeted_training,
+    budgeted_vit,
     deit3,
     efficienttrain,
     efficienttrain_pp,
@@ -269,5 +269,5 @@ from repro.methods import (  # noqa: E402
 )
 
 __all__ = ["METHODS", "NOT_IMPLEMENTED", "Method", "Methods", "check_names", "label", "register", "schedule_of",
-           "baseline", "budgeted_training", "deit3", "efficienttrain", "efficienttrain_pp", "fixres", "infobatch",
-           "progressive_learning"]
+           "autoprog", "baseline", "budgeted_training", "budgeted_vit", "deit3", "efficienttrain",
+           "efficienttrain_pp", "fixres", "infobatch", "progressive_learning"]

@@ -9,10 +9,11 @@ Soft pruning with expectation rescaling (its Sec. 3, Alg. 1), on the engine's de
   rescaled by ``1 / (1 - r)`` so that the expected gradient equals the full data's;
 - in the last ``1 - delta`` fraction of training (epochs ``>= delta * E``) nothing is pruned (annealing).
 
-Hyper-parameters: ``r = 0.5``, ``delta = 0.875`` -- the paper's defaults (Sec. 4.1) and the reference code's
-command (README of NUS-HPC-AI-Lab/InfoBatch: ``--ratio 0.5 --delta 0.875``). Kept samples keep the epoch's
-permutation order (the reference shuffles them; ours are already in a random order, and deterministic); the
-pruning draw is seeded by (run seed, epoch), so a resumed run prunes exactly as an uninterrupted one. With a
+Hyper-parameters: ``r = 0.5``, ``delta = 0.875`` -- the reference code's command (README of
+NUS-HPC-AI-Lab/InfoBatch: ``cifar_example.py ... --ratio 0.5 --delta 0.875``; its ImageNet code is not released,
+and the TPAMI paper does not give the values of its reproduction for Tables 11 and 23). Kept samples keep the
+epoch's permutation order (the reference shuffles them; ours are already in a random order, and deterministic);
+the pruning draw is seeded by (run seed, epoch), so a resumed run prunes exactly as an uninterrupted one. With a
 curriculum (ET++, Table 23) the epochs are the real epochs of the stream, and the curriculum and LR follow
 nominal epochs (``repro.train.engine.SelectedEpoch``): a pruned epoch is shorter, the schedule is not.
 The reference code is not used: it patches torch's DataLoader iterator process-wide and re-prunes on every

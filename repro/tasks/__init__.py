@@ -48,7 +48,7 @@ from repro.errors import UserError
 Config = dict[str, Any]
 
 # the modules of this package that register the built-in tasks
-BUILTIN = ("in1k", "in22k", "transfer", "coco", "ade20k")
+BUILTIN = ("in1k", "in22k", "transfer", "mae", "coco", "ade20k")
 
 
 @dataclass(frozen=True)

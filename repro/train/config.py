@@ -34,6 +34,18 @@ class ConfigError(UserError):
         return describe(self.field, self.message, name)
 
 
+class MaeSettings(BaseModel):
+    """Masked-autoencoder pre-training (MAE, He et al. CVPR 2022; ET++ Sec. 6.2, Table 15) instead of supervised
+    classification: ``repro.models.mae``. ``decoder`` overrides the decoder's ``dim`` / ``depth`` / ``heads``."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    target: Literal["pixel", "hog"] = "pixel"  # hog: MaskFeat's HOG (Table 15's "+ HOG" rows)
+    mask_ratio: float = Field(default=0.75, gt=0, lt=1)
+    norm_pix_loss: bool = True
+    decoder: dict[Literal["dim", "depth", "heads"], int] | None = None
+
+
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -77,12 +89,15 @@ class TrainConfig(BaseModel):
     reprob: float = Field(default=0.25, ge=0, le=1)
     randaug_magnitude: float = Field(default=9.0, ge=0)  # the final m (m rises 0 -> 9 in ET/ET++)
     randaug_std: float = Field(default=0.5, ge=0)
-    # DeiT III's recipe (its Sec. 3): 3-Augment instead of RandAug, simple random crop, binary cross-entropy
+    # DeiT III's recipe (its Sec. 3): 3-Augment instead of RandAug, simple random crop, binary cross-entropy;
+    # none: crops and flips only (MAE's pre-training)
     augment: Literal["randaug", "3augment", "none"] = "randaug"
     crop: Literal["random-resized", "simple"] = "random-resized"
     loss: Literal["ce", "bce"] = "ce"
     # Table 11's rows without 'AugRegs': no RandAug, Mixup, CutMix, label smoothing, random erasing, drop path
     augregs: bool = True
+    # Budgeted ViT (ICLR'23): the run's cost in epochs of the full model (its epochs train smaller sub-networks)
+    budget_epochs: float | None = Field(default=None, gt=0)
     # ablations (Table 19): RandAug m fixed at randaug_magnitude instead of rising with the curriculum (a), and
     # another operation than the method's to reach B (b): crop (ET), downsample (ET++), bicubic (plain resize)
     linear_randaug: bool = True
@@ -90,6 +105,7 @@ class TrainConfig(BaseModel):
     model_ema: bool = False
     model_ema_decay: float = Field(default=0.9999, gt=0, lt=1)
     layer_scale_init_value: float | None = None
+    mae: MaeSettings | None = None  # self-supervised pre-training: the model's own loss, no labels
     # fine-tuning from another run (repro.train.finetune): its directory (a manifest's init_from names the run, and
     # the task passes runs/<run id>), which of its weights, the new classifier's init scale, layer-wise LR decay
     init_from: str | None = None

@@ -20,11 +20,15 @@ class Dist:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def wrap(self, model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    def wrap(self, model: torch.nn.Module, device: torch.device, *, find_unused_parameters: bool = False,
+             ) -> torch.nn.Module:
+        """DDP around ``model``; ``find_unused_parameters`` for a network that skips some of its parameters in a
+        step (AutoProg's sub-networks of an elastic supernet)."""
         if self.world == 1:
             return model
         ids = [device.index] if device.type == "cuda" else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids,
+                                                         find_unused_parameters=find_unused_parameters)
 
     def barrier(self) -> None:
         if self.world > 1:

@@ -124,7 +124,7 @@ def plan_stages(curriculum: Curriculum, cfg: TrainConfig, n_train: int) -> list[
     return plans
 
 
-def _sample_seed(seed: int, position: int) -> int:
+def _sample_seed(seed: int, position: int | str) -> int:
     digest = hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
 
@@ -273,9 +273,9 @@ def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
 
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
-        self.methods = Methods(cfg)
-        settings = self.methods.settings(cfg)  # the methods' recipes: the effective config is the run's
+        settings = Methods(cfg).settings(cfg)  # the methods' recipes: the effective config is the run's
         cfg = TrainConfig.model_validate({**cfg.model_dump(), **settings}) if settings else cfg
+        self.methods = Methods(cfg)
         self.cfg = cfg
         self.out = Path(out_dir)
         self.dist: Dist = init_distributed()
@@ -285,6 +285,15 @@ class Trainer:
         if self.device.type == "cpu":
             _leave_cores_to_workers(cfg.workers)
         self._check_method_options()
+        # self-supervised pre-training (Sec. 6.2, Table 15): the model computes its loss from the images alone
+        self.pretraining = cfg.mae is not None
+        if self.pretraining:
+            for field in ("mixup", "cutmix"):
+                if getattr(cfg, field) > 0:
+                    raise ConfigError(field, "MAE pre-training has no labels to mix; set it to 0")
+            if cfg.model_ema:
+                raise ConfigError("model_ema", "MAE pre-training keeps no EMA of the weights (MAE's recipe); "
+                                  "turn it off")
         self.curriculum = self._curriculum(cfg.final_size, cost_fn)
 
         # data
@@ -641,9 +650,36 @@ class Trainer:
         self.dist.barrier()
 
     # -- evaluation ----------------------------------------------------------------------------------------
+    def _mask_generator(self, what: str) -> torch.Generator:
+        """MAE's masks of one step or validation batch (``what``), from the run's seed alone: a resumed run draws
+        the masks an uninterrupted one would, whatever else used the global RNG (loader start-up, drop path)."""
+        seed = _sample_seed(self.cfg.seed, f"mask:{what}:{self.dist.rank}")
+        return torch.Generator(device=self.device).manual_seed(seed)
+
+    @torch.no_grad()
+    def _reconstruction_loss(self, model: torch.nn.Module) -> dict[str, float]:
+        """A pre-training run's validation metric: MAE's loss on the validation images at the final size, the
+        masks of batch i the same at every evaluation."""
+        idx = list(range(self.dist.rank, len(self.val_set), self.dist.world))
+        loader = torch.utils.data.DataLoader(torch.utils.data.Subset(self.val_set, idx), batch_size=256,
+                                             num_workers=min(self.cfg.workers, 2))
+        was_training = model.training
+        model.eval()
+        totals = torch.zeros(2, dtype=torch.float64)
+        for i, (x, _) in enumerate(loader):
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                enabled=self.autocast_dtype is not None):
+                loss = model(x.to(self.device), generator=self._mask_generator(f"val{i}"))
+            totals += torch.tensor([loss.item() * len(x), len(x)], dtype=torch.float64)
+        model.train(was_training)
+        totals = self.dist.all_reduce_sum(totals)
+        return {"val_loss": totals[0].item() / max(totals[1].item(), 1.0)}
+
     @torch.no_grad()
     def evaluate(self, model: torch.nn.Module | None = None) -> dict[str, float]:
         model = model or self.model
+        if self.pretraining:
+            return self._reconstruction_loss(model)
         was_training = model.training
         model.eval()
         set_input_size(self.model, self.eval_size)
@@ -841,6 +877,7 @@ class Trainer:
             np.random.seed(_sample_seed(self.cfg.seed, -1 - self.step))
             x, y = self.mixup(x, y)
         self.optimizer.zero_grad(set_to_none=True)
+        masks = self._mask_generator(str(self.step)) if self.pretraining else None
         chunks = self._chunks(len(x))
         total = torch.zeros((), dtype=torch.float32, device=self.device)
         seen: list[torch.Tensor] = []
@@ -851,7 +888,10 @@ class Trainer:
             with sync:
                 with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
                                     enabled=self.autocast_dtype is not None):
-                    losses = criterion(self.ddp_model(x[a:b]), y[a:b]).float()
+                    if masks is not None:  # MAE: the model's own (mean) loss (Sec. 6.2), labels unused
+                        losses = self.ddp_model(x[a:b], generator=masks).float().expand(b - a)
+                    else:
+                        losses = criterion(self.ddp_model(x[a:b]), y[a:b]).float()
                 if indices is not None:
                     seen.append(losses.detach().cpu())
                     w = self.methods.loss_weights(self, indices[a:b], losses.detach())
@@ -885,7 +925,8 @@ class Trainer:
     def _summary(self, final: dict[str, Any]) -> dict[str, Any]:
         summary = {
             "model": self.cfg.model, "method": self.methods.label, "schedule": self.curriculum.name,
-            "top1": final["top1"], "top5": final["top5"], "val_loss": final["val_loss"],
+            "objective": "mae" if self.pretraining else "classification",
+            **{k: final[k] for k in ("top1", "top5") if k in final}, "val_loss": final["val_loss"],
             "equivalent_epochs": self._equivalent_epochs(),
             "planned_equivalent_epochs": self.curriculum.equivalent_epochs,
             "real_epochs": sum(p.steps * p.batch_size for p in self.plan) / self.n_train,

@@ -51,6 +51,10 @@ def upstream_weights(upstream: str | Path, ema: bool = False) -> dict[str, torch
                         + ("; use init_weights model (the upstream trained without model_ema)" if ema else ""))
     if ema:  # timm's ModelEmaV3 keeps the model as its `module`
         weights = {k.removeprefix("module."): v for k, v in weights.items()}
+    if info.summary is not None and info.summary.get("objective") == "mae":
+        from repro.models.mae import encoder_weights
+
+        weights = encoder_weights(weights)  # an MAE pre-training (Table 15) hands over its encoder, a timm ViT
     return weights
 
 
@@ -77,18 +81,19 @@ def load_into(model: torch.nn.Module, weights: dict[str, torch.Tensor], head_ini
               source: str = "the upstream run") -> list[str]:
     """Copy ``weights`` into ``model`` (see the module doc); returns the names of the re-initialised tensors."""
     own = model.state_dict()
-    missing, unexpected = own.keys() - weights.keys(), weights.keys() - own.keys()
+    head = _classifier_names(model)
+    # a classifier the upstream lacks (a self-supervised pre-training has none) is new, like one of another size
+    missing, unexpected = own.keys() - weights.keys() - head, weights.keys() - own.keys()
     if missing or unexpected:
         example = sorted(missing or unexpected)[0]
         raise UserError(f"init_from: {source} is another model ({len(missing)} tensors missing, {len(unexpected)} "
                         f"unexpected, e.g. {example!r}); fine-tune the same model as the upstream")
-    head = _classifier_names(model)
     loaded, fresh = {}, []
     for name, tensor in own.items():
-        old = weights[name]
-        if old.shape == tensor.shape:
+        old = weights.get(name)
+        if old is not None and old.shape == tensor.shape:
             loaded[name] = old
-        elif name in head:  # another class count: the recipe's new classifier
+        elif name in head:  # another class count or none upstream: the recipe's new classifier
             loaded[name] = tensor
             fresh.append(name)
         elif name.split(".")[-1].startswith("pos_embed") and old.ndim == 3 and tensor.ndim == 3:

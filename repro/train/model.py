@@ -19,6 +19,13 @@ from repro.train.config import ConfigError, TrainConfig
 def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
     import timm
 
+    if cfg.mae is not None:  # MAE pre-training (Sec. 6.2): a ViT encoder and MAE's decoder, no classes
+        from repro.models import mae
+
+        drop_path = {"drop_path_rate": cfg.drop_path} if cfg.drop_path else {}
+        return mae.create(cfg.model, cfg.model_variant, cfg.final_size, **cfg.mae.model_dump(), **drop_path,
+                          **cfg.model_kwargs)
+
     zoo = _zoo()
     if zoo is not None and _zoo_knows(zoo, cfg.model):  # Table 7 names (and their timm names), full or proxy
         kwargs = {"drop_path_rate": cfg.drop_path} if cfg.drop_path else {}
