@@ -69,7 +69,7 @@ def shipped(package: str, relative: str) -> Any:
     from mmengine.config import Config
 
     root = Path(importlib.import_module(package).__file__).parent / ".mim" / "configs"  # type: ignore[arg-type]
-    return Config.fromfile(str(root / relative))
+    return Config.fromfile(str(root / relative), import_custom_modules=False)  # ConvNeXt's mmpretrain: replaced
 
 
 def _scaled(value: Any, factor: float) -> Any:

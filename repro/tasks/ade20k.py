@@ -84,7 +84,9 @@ def build(config: dict[str, Any], run_dir: Path) -> Any:
         classes = proxy.FMNIST_CLASSES
         palette = [[(37 * i) % 256, (91 * i) % 256, (151 * i) % 256] for i in range(len(classes))]
         for loader in ("train_dataloader", "val_dataloader", "test_dataloader"):
-            cfg[loader].dataset.metainfo = dict(classes=classes, palette=palette)
+            # ADE20KDataset accepts only subsets of ADE's 150 classes: its base class with ADE's file conventions
+            cfg[loader].dataset.update(type="BaseSegDataset", img_suffix=".jpg", seg_map_suffix=".png",
+                                       reduce_zero_label=True, metainfo=dict(classes=classes, palette=palette))
         cfg.model.decode_head.num_classes = cfg.model.auxiliary_head.num_classes = len(classes)
         configs.narrow_heads(cfg.model, PROXY_NARROWING)
     else:

@@ -136,8 +136,12 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def summarise(metrics: dict[str, float]) -> dict[str, float]:
-    """mmdet's ``coco/bbox_mAP`` ... (fractions) -> our ``ap_box`` ... in percent."""
+def summarise(metrics: dict[str, float], masks: bool) -> dict[str, float]:
+    """mmdet's ``coco/bbox_mAP`` ... (fractions) -> our ``ap_box`` ... in percent. A detector that predicts
+    nothing above the shipped score threshold gets no metrics from mmdet's ``CocoMetric`` (it logs "The testing
+    results of the whole dataset is empty"): its AP is 0."""
+    if not metrics:
+        return {ours: 0.0 for ours in METRICS.values() if ours.startswith("ap_box") or masks}
     out = {ours: 100.0 * float(metrics[f"coco/{theirs}"]) for theirs, ours in METRICS.items()
            if f"coco/{theirs}" in metrics}
     if "ap_box" not in out:
@@ -150,7 +154,8 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
 
     started = time.time()
     cfg = build(config, Path(run_dir))
-    runner.finish(Path(run_dir), summarise(runner.train_and_test(cfg)), started)
+    masks = config["detector"] == "cascade-mask-rcnn-1x"
+    runner.finish(Path(run_dir), summarise(runner.train_and_test(cfg), masks), started)
 
 
 TASK = register(Task("coco", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True))
