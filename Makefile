@@ -33,7 +33,7 @@ $(STAMP): $(LOCK) pyproject.toml
 setup: $(STAMP)
 
 lock:
-	$(UV) pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.10 \
+	$(UV) pip compile pyproject.toml --extra dev --extra detseg --generate-hashes --universal --python-version 3.10 \
 		--quiet -o $(LOCK)
 
 # The embedded default data set: Debian's dataset-fashion-mnist, installed when we are root and apt exists.

@@ -141,10 +141,13 @@ class Row(_Strict):
 
 class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
-    ``max_train_images`` of its training split (the profile's subset size when null)."""
+    ``max_train_images`` of its training split (the profile's subset size when null), and the stand-in's own
+    ``epoch_scale`` where it has one (the detection / segmentation proxies: 2 % of a COCO 1x schedule is a
+    quarter of an epoch)."""
 
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
+    epoch_scale: float | None = Field(default=None, gt=0)
     why: str
 
 
@@ -323,8 +326,6 @@ def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConf
 # Settings the paper's runs use that no runner implements yet (their runs are reported by name, never trained
 # without them): a manifest may name them, anything else must be a training setting. Name -> what it is.
 NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
-    "detector": "Table 17: the COCO detector",
-    "segmentor": "Table 18: the ADE20K segmentor",
     "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",
     "eval_filter_radius": "Table 1: the evaluation filter's radius",
     "eval_epoch": "Table 1: evaluate the checkpoint of this epoch",
@@ -340,6 +341,13 @@ def schedule_setting(schedule: str) -> str | dict[str, Any]:
         get_spec(schedule)
         return schedule
     return load(EXPERIMENTS_DIR / schedule)
+
+
+# Settings of the detection / segmentation tasks (repro.tasks.coco, repro.tasks.ade20k), not of the engine.
+TASK_SETTINGS: dict[str, str] = {
+    "detector": "Table 17: the COCO detector and its schedule (repro.detseg.configs.DETECTORS)",
+    "segmentor": "Table 18: the ADE20K segmentor and its schedule (repro.detseg.configs.SEGMENTORS)",
+}
 
 
 def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, BaseConfig]) -> None:
@@ -385,7 +393,8 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
     from repro.train.config import RESOLVED_ONLY, TrainConfig
 
     fields = TrainConfig.model_fields
-    known = set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(STUDY_SETTINGS) | {"search"}
+    known = (set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(STUDY_SETTINGS) | set(TASK_SETTINGS)
+             | {"search"})
     kind = "run" if owner is RunSpec else "profile"
     for key, value in overrides.items():
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")

@@ -9,7 +9,8 @@ The resolved configuration is composed in one fixed order, each layer overriding
 4. the profile (``full`` / ``smoke``: data set, final size, epoch scale, batch, ...) and its ``overrides``,
    except for the settings the run overrides itself: those are what the row varies, and a profile that
    replaced them would train (and name) another run than the one asked for. A run's paper data set that the
-   profile replaces (``stand_ins``: IN-22K, CIFAR... on the CPU proxy) becomes the stand-in and its size.
+   profile replaces (``stand_ins``: IN-22K, CIFAR, COCO... on the CPU proxy) becomes the stand-in, its size and
+   its epoch scale where it has one.
 
 A run that starts from another run of its row (``init_from: <run key>``) carries that run's id as
 ``init_from`` (seed k of the run starts from seed k of its upstream): the link is part of its identity (a
@@ -151,9 +152,10 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         config["schedule"] = study_curriculum(study, float(epochs or 300), method_label(spec.method))
     if config.get("same_cost_as_baseline") and epochs is not None:
         epochs = same_cost_epochs(config["schedule"] or "baseline", float(epochs), final_size, profile.adapt)
+    scale = stand_in.epoch_scale if stand_in and stand_in.epoch_scale else profile.epoch_scale
     config.update(
         profile=profile_name,
-        epochs=None if epochs is None else epochs * profile.epoch_scale,
+        epochs=None if epochs is None else epochs * scale,
         adapt=profile.adapt,
         model_variant=profile.model_variant,
         max_train_images=(stand_in and stand_in.max_train_images) or profile.max_train_images,
@@ -162,7 +164,7 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
         config["paper_final_size"] = spec.final_size  # the paper's rule at that size, scaled like the final size
     for key in ("warmup_epochs", "budget_epochs"):  # parts of the schedule: they scale with it
         if config.get(key) is not None:
-            config[key] = config[key] * profile.epoch_scale
+            config[key] = config[key] * scale
     profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
     profile_settings.update(profile.overrides)
     config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})

@@ -30,6 +30,9 @@ WANDB_GROUP_FILE = "wandb_group.txt"
 LOCK_FILE = ".lock"
 PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submitit", "pandas", "pydantic", "wandb")
 RunState = Literal["new", "partial", "corrupt", "finished"]
+# A finished run's summary holds a finite headline metric: top-1 (classification), COCO AP^box (repro.tasks.coco)
+# or ADE20K mIoU (repro.tasks.ade20k).
+HEADLINE_METRICS = ("top1", "ap_box", "miou")
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object]) -> None:
@@ -136,12 +139,14 @@ def run_info(path: str | Path) -> RunInfo:
         summary = json.loads(text)
     except ValueError:
         return RunInfo("corrupt", f"{summary_path}: not valid JSON (a torn write?)")
+    if not isinstance(summary, dict):
+        return RunInfo("corrupt", f"{summary_path}: not a JSON object")
     # a self-supervised pre-training (MAE, Table 15) has no top-1: its result is its reconstruction loss
-    key = "val_loss" if isinstance(summary, dict) and summary.get("objective") == "mae" else "top1"
-    value = summary.get(key) if isinstance(summary, dict) else None
+    key = "val_loss" if summary.get("objective") == "mae" else next((k for k in HEADLINE_METRICS if k in summary),
+                                                                     "top1")
+    value = summary.get(key)
     if not is_finite_number(value):
-        what = "not a JSON object" if not isinstance(summary, dict) else (
-            f"no {key}" if value is None else f"{key} {value!r} is not a finite number")
+        what = f"no {key}" if value is None else f"{key} {value!r} is not a finite number"
         return RunInfo("corrupt", f"{summary_path}: {what}")
     return RunInfo("finished", summary=summary)
 

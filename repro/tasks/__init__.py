@@ -10,7 +10,8 @@ run on it, ``repro.launch.resolve``). A :class:`Task` holds:
 * ``check(config) -> str`` -- why this task cannot run a resolved config, ``""`` if it can. Called before
   anything is started or submitted, so an unrunnable run is named up front (``no-run  <run>: <why>``);
 * ``run(config, run_dir)`` -- train (or resume) the resolved config in ``run_dir``: resume from whatever the
-  directory holds, and finish by writing ``summary.json`` with a finite ``top1`` (the run is finished only then).
+  directory holds, and finish by writing ``summary.json`` with a finite headline metric (``top1``; ``ap_box`` or
+  ``miou`` for detection / segmentation: ``repro.launch.rundir.HEADLINE_METRICS``); the run is finished only then.
   A :class:`~repro.errors.UserError` is bad input or set-up (never retried); any other exception is a failure;
 * ``upstream`` -- the tasks a run of this task may start from (``init_from: <run key>`` in the manifest; empty:
   no ``init_from``). The resolved config then carries ``init_from`` = the upstream run id (part of the run's
@@ -47,7 +48,7 @@ from repro.errors import UserError
 Config = dict[str, Any]
 
 # the modules of this package that register the built-in tasks
-BUILTIN = ("in1k", "in22k", "transfer", "mae")
+BUILTIN = ("in1k", "in22k", "transfer", "mae", "coco", "ade20k")
 
 
 @dataclass(frozen=True)
