@@ -3,12 +3,11 @@ exact resume for each (as the engine's own resume test)."""
 
 from __future__ import annotations
 
-import json
 import types
-from pathlib import Path
 
 import pytest
 import torch
+from test_methods_train import records
 
 from repro.errors import UserError
 from repro.methods import curriculumnet, dih_curriculum, label_similarity_curriculum, minimax_curriculum
@@ -16,7 +15,6 @@ from repro.methods import self_paced_learning as spl
 from repro.methods import smoothing_curriculum as cbs
 from repro.train.config import TrainConfig
 from repro.train.engine import Trainer, train
-from repro.train.timing import TIMING_KEYS
 
 TINY = dict(model="ResNet-50", model_variant="proxy", final_size=28, adapt="linear", max_train_images=192,
             max_val_images=64, batch_size=32, lr=1e-3, warmup_epochs=0.2, workers=0, log_every_steps=1,
@@ -29,11 +27,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**TINY, **kw})
-
-
-def records(run: Path, kind: str | None = None) -> list[dict]:
-    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs if kind in (None, r["kind"])]
 
 
 @pytest.mark.parametrize("method", [*CURRICULA, ["efficienttrain", "dih-curriculum"]])

@@ -4,18 +4,15 @@ and tokens by its budget), and an interrupted run resumes bit-identically (mid-s
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
+from test_train_engine import records, without_times
 
 from repro.core.autoprog import progressive_schedule
 from repro.methods import autoprog as autoprog_method
 from repro.models import elastic_vit
 from repro.train.config import ConfigError, TrainConfig
 from repro.train.engine import train
-from repro.train.timing import TIMING_KEYS
 
 # timm's test_vit: 6 blocks, 2 heads, 192 MLP units; 28^2 inputs in 4^2 patches
 TINY = dict(model="test_vit", model_kwargs={"patch_size": 4}, final_size=28, adapt="linear", max_train_images=192,
@@ -27,14 +24,6 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 def cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**TINY, **kw})
-
-
-def records(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-
-
-def without_times(recs: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
 
 
 @pytest.fixture
