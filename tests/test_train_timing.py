@@ -47,7 +47,8 @@ def test_clock_counts_steps_and_exited_children_only():
     second = _child_cpu()
     clock.stage_finished()
     assert clock.main_cpu_s > 0 and clock.wall_s >= clock.main_cpu_s * 0.5
-    assert first > 0.05 and clock.workers_cpu_s == pytest.approx(second, abs=0.05)  # the second child only
+    # the second child only: its count (process exit included) is far from both children's, first + second
+    assert first > 0.05 and clock.workers_cpu_s == pytest.approx(second, abs=first / 2)
     restored = TrainClock(torch.device("cpu"))
     restored.load_state_dict(clock.state_dict())
     assert restored.summary() == clock.summary()
