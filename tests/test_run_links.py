@@ -63,9 +63,9 @@ def test_bad_links_are_one_line_manifest_errors(toy, tmp_path, change, message):
 def test_a_link_to_the_wrong_kind_of_run_is_refused(toy, tmp_path):
     path = two_stage_manifest(tmp_path)
     data = yaml.safe_load(path.read_text())
-    data["rows"][0]["runs"]["pretrain"]["task"] = "coco"
+    data["rows"][0]["runs"]["pretrain"]["task"] = "in22k"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    with pytest.raises(UserError, match="a 'transfer' run cannot start from 'pretrain', a 'coco' run; it starts "
+    with pytest.raises(UserError, match="a 'transfer' run cannot start from 'pretrain', a 'in22k' run; it starts "
                                         "from tasks: in1k"):
         load_manifest(path)
     assert main(["validate", str(path)]) == 2
