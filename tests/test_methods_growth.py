@@ -5,8 +5,7 @@ and tokens by its budget), and an interrupted run resumes bit-identically (mid-s
 from __future__ import annotations
 
 import pytest
-import torch
-from test_train_engine import records, without_times
+from test_train_engine import assert_same_run, records, without_times
 
 from repro.core.autoprog import progressive_schedule
 from repro.methods import autoprog as autoprog_method
@@ -83,11 +82,7 @@ def test_autoprog_resumes_bit_identically_mid_search(tmp_path, monkeypatch):
     resumed = train(cfg(**kw), tmp_path / "b")
     for key in ("top1", "top5", "val_loss", "steps", "top1_ema"):
         assert resumed[key] == reference[key]
-    assert without_times(records(tmp_path / "a")) == without_times(records(tmp_path / "b"))
-    a = torch.load(sorted((tmp_path / "a").glob("checkpoint-*.pt"))[-1], weights_only=True)
-    b = torch.load(sorted((tmp_path / "b").glob("checkpoint-*.pt"))[-1], weights_only=True)
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
 def test_budgeted_vit_grows_heads_mlp_and_tokens_within_its_budget(tmp_path, forwards):

@@ -42,6 +42,15 @@ def without_times(recs: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
 
 
+def assert_same_run(a: Path, b: Path) -> None:
+    """Two run directories trained the same: equal metrics (times aside) and equal weights in the newest checkpoint."""
+    assert without_times(records(a)) == without_times(records(b))
+    ca = torch.load(sorted(a.glob("checkpoint-*.pt"))[-1], weights_only=True)
+    cb = torch.load(sorted(b.glob("checkpoint-*.pt"))[-1], weights_only=True)
+    for name, tensor in ca["model"].items():
+        assert torch.equal(tensor, cb["model"][name]), name
+
+
 def test_etpp_crosses_every_stage_with_worker_side_b_and_m(tmp_path, monkeypatch):
     """Persistent workers receive (B, m) with every sample: record what the transform actually applied."""
     import repro.data.transforms as tr
@@ -86,11 +95,7 @@ def test_interrupt_and_resume_is_bit_identical(tmp_path, method, extra):
     resumed = train(cfg(**kw), tmp_path / "b")
     for key in ("top1", "top5", "val_loss", "steps", "equivalent_epochs"):
         assert resumed[key] == reference[key]
-    assert without_times(records(tmp_path / "a")) == without_times(records(tmp_path / "b"))
-    a = torch.load(sorted((tmp_path / "a").glob("checkpoint-*.pt"))[-1], weights_only=True)
-    b = torch.load(sorted((tmp_path / "b").glob("checkpoint-*.pt"))[-1], weights_only=True)
-    for name, tensor in a["model"].items():
-        assert torch.equal(tensor, b["model"][name]), name
+    assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
 def test_corrupt_newest_checkpoint_falls_back(tmp_path, capfd):
