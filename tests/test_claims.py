@@ -88,7 +88,8 @@ def test_claims_report_from_runs(tmp_path, capsys, monkeypatch):
     assert main(["claims", "--runs", str(root), "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "holds             etpp-matches-baseline" in printed
-    assert "not run           same-cost-etpp-beats-baseline" in printed
+    assert "not run           same-cost-etpp-beats-baseline  (not in make claims' set; `repro claims --run --only " \
+           "same-cost-etpp-beats-baseline` trains its 6 runs)" in printed
     assert "not run           etpp-mae-pretraining-is-lossless" in printed  # MAE runs (tasks mae, mae_finetune)
     assert "not runnable yet  etpp-backbones-detect  (Cascade Mask-RCNN / Swin-T / Baseline / det: no runner for " \
            "task 'coco' yet)" in printed
@@ -96,3 +97,32 @@ def test_claims_report_from_runs(tmp_path, capsys, monkeypatch):
     assert "| ResNet-50 | etpp_top1 - baseline_top1 >= -0.3 | etpp_top1 80.60 ± 0.10 (3); baseline_top1 80.10 ± " \
            "0.10 (3) | 0.50 ± 0.08 | holds |" in text
     assert "1 holds" in text
+
+    trained: list = []
+    monkeypatch.setattr("repro.launch.local.run_locally", lambda runs, root: trained.extend(runs) or [])
+    monkeypatch.setattr("repro.commands.table.write_results", lambda *a: None)
+    assert main(["claims", "--run", "--runs", str(root), "--out", str(out)]) == 0
+    assert {r.run_id for r in trained} == {r.run_id for r in needed_runs(t7, "proxy")}  # the core claim's only
+    trained.clear()
+    assert main(["claims", "--run", "--only", "same-cost-etpp-beats-baseline", "--runs", str(root), "--out",
+                 str(out)]) == 0
+    assert {r.key for r in trained} == {"baseline", "etpp"} and {r.row for r in trained} == {"DeiT-Small"}
+
+
+def test_the_convergence_bench_doubles_a_run_as_the_profile_would(tmp_path):
+    """E vs 2E: the longer run is the profile's own run at twice its epoch_scale (epochs and warm-up alike)."""
+    from repro.commands.bench_convergence import doubled
+
+    profile = yaml.safe_load((manifest_path(7).parent / "profiles" / "proxy.yaml").read_text())
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "proxy.yaml").write_text(yaml.safe_dump(profile | {
+        "epoch_scale": 2 * profile["epoch_scale"]}))
+    (tmp_path / "table07.yaml").write_text(manifest_path(7).read_text())
+
+    def baseline(path):
+        return next(r for r in resolve(load_manifest(path), "proxy", ["Swin-Tiny"], 1) if r.key == "baseline")
+
+    short, long = baseline(manifest_path(7)), baseline(tmp_path / "table07.yaml")
+    assert short.config["warmup_epochs"] > 0
+    assert doubled(short).config == long.config
+    assert doubled(short).run_id == long.run_id != short.run_id

@@ -35,10 +35,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def doubled(run: Any) -> Any:
-    """The same run with twice the epochs (and warm-up): another configuration, so another run id."""
+    """The same run with twice the epochs and warm-up -- what the profile would resolve with twice its
+    ``epoch_scale`` -- another configuration, so another run id."""
     from repro.launch.resolve import config_hash
 
     config = dict(run.config, epochs=run.config["epochs"] * 2)
+    if config.get("warmup_epochs") is not None:
+        config["warmup_epochs"] = config["warmup_epochs"] * 2
     config.pop("seed")
     cell = run.cell.rsplit("-", 1)[0] + "-" + config_hash(config)
     return dataclasses.replace(run, config=config | {"seed": run.seed}, run_id=f"{cell}-s{run.seed}", cell=cell)

@@ -1,7 +1,8 @@
 """``repro claims [--run]``: test the paper's claims (``experiments/claims.yaml``) on a profile's runs.
 
-With ``--run`` it first trains what the runnable claims need (every seed; finished runs are skipped, so a second
-call only evaluates), then writes ``results/claims.md``: each claim's verdict and its numbers. ``make claims``
+With ``--run`` it first trains what the runnable core claims need (``--all``: every claim's; ``--only``: the
+named ones'), every seed; finished runs are skipped, so a second call only evaluates. Then it writes
+``results/claims.md``: each claim's verdict and its numbers. ``make claims``
 is ``repro claims --run``.
 """
 
@@ -21,7 +22,9 @@ def add_parser(subparsers: Any) -> None:
         "over seeds; claims whose runs cannot start yet are listed as such.",
     )
     p.add_argument("--run", dest="train", action="store_true", help="train the runs the runnable claims need first")
-    p.add_argument("--only", nargs="+", metavar="ID", help="only these claims")
+    p.add_argument("--only", nargs="+", metavar="ID", help="only these claims (--run trains them, core or not)")
+    p.add_argument("--all", dest="every", action="store_true",
+                   help="with --run, train every runnable claim's runs, not only the core ones (many hours on CPU)")
     p.add_argument("--file", type=Path, help="claims file (default: experiments/claims.yaml)")
     p.add_argument("--runs", default="runs", help="directory holding the run directories (default: runs/)")
     p.add_argument("--out", type=Path, default=Path("results/claims.md"), help="(default: results/claims.md)")
@@ -45,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     if args.train:
         todo = []
         for claim in claims.claims:
+            if not (claim.core or args.only or args.every):
+                continue
             runs = needed_runs(claim, claims.profile)
             if all(task_for(r.config)[0] is not None for r in runs):
                 todo += runs

@@ -14,6 +14,10 @@ Verdicts, with D the combination minus the threshold and se its standard error o
 A claim holds when every (case, test) holds, fails when one fails, and is inconclusive otherwise; it is ``not
 runnable yet`` when a run it needs has no runner (its table's method or task is not implemented), and ``not run``
 when its runs can start but have not finished (``repro claims --run`` trains them).
+
+``core`` claims are the ones ``make claims`` trains, chosen to fit its 2-hour budget on 2 CPU cores; the others
+are trained on request (``repro claims --run --only ID`` or ``--all``) and until then read ``not run`` with
+the number of runs they need.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class Claim(_Strict):
     table: int
     says: str
     source: str
+    core: bool = False  # trained by `make claims`
     cases: list[str] = Field(default_factory=lambda: [""])
     tests: list[Test] = Field(min_length=1)
 
@@ -204,7 +209,10 @@ def evaluate(claims: ClaimsFile, runs: pd.DataFrame, cost: Any = None) -> list[V
             continue
         if any(c.verdict.startswith("missing") for c in checks):
             first = next(c for c in checks if c.verdict.startswith("missing"))
-            verdicts.append(Verdict(claim, "not run", first.verdict, checks))
+            detail = first.verdict if claim.core else (
+                f"not in make claims' set; `repro claims --run --only {claim.id}` trains its "
+                f"{len({r.run_id for r in needed_runs(claim, claims.profile)})} runs")
+            verdicts.append(Verdict(claim, "not run", detail, checks))
             continue
         kinds = {c.verdict for c in checks}
         overall = "fails" if "fails" in kinds else "holds" if kinds == {"holds"} else "inconclusive"
