@@ -155,3 +155,18 @@ def test_profile_model_is_frozen() -> None:
     with pytest.raises(ValueError):
         p.nodes = 2  # type: ignore[misc]
 
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_flags_named_in_a_profile_exist(name: str) -> None:
+    """The profiles' comments name `repro submit` flags; each is one (a template once named --partition)."""
+    import re
+
+    from repro.cli import build_parser
+    from repro.launch.cluster import PROFILES_DIR
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    flags = {o for action in sub.choices["submit"]._actions for o in action.option_strings}
+    comments = "\n".join(line for line in (PROFILES_DIR / f"{name}.yaml").read_text().splitlines()
+                         if line.lstrip().startswith("#"))
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", comments))
+    assert named <= flags, named - flags
