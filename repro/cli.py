@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "claims": "repro.commands.claims",
     "run": "repro.commands.run",
     "submit": "repro.commands.submit",  # also adds "status"
+    "doctor": "repro.commands.doctor",
     "sync": "repro.commands.sync",
     "cost": "repro.commands.cost",
     "train": "repro.commands.train",

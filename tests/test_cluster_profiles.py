@@ -11,12 +11,15 @@ from repro.errors import UserError
 from repro.launch.cluster import (
     ClusterProfile,
     available_profiles,
+    dependency,
     dump_cluster_profile,
     executor_parameters,
     load_cluster_profile,
+    make_executor,
     parse_mem_gb,
     parse_time_min,
     sbatch_script,
+    submission_script,
 )
 
 
@@ -48,6 +51,27 @@ def test_gpu_profile_maps_to_one_task_per_gpu() -> None:
                  "--signal=USR2@180", "--time=2880", "--job-name=t7"):
         assert f"#SBATCH {flag}\n" in script
     assert "export OMP_NUM_THREADS=1" in script
+
+
+def test_submission_script_is_submitits(tmp_path: Path) -> None:
+    """A job array's script carries submitit's array line and its %A_%a log paths; a dependency lasts for the
+    submissions inside ``dependency`` only (submitit ignores ``None``, so it could not be unset)."""
+    executor = make_executor(load_cluster_profile("example-a100"), tmp_path / "submitit", "t07-full", plan_only=True)
+    one, array = submission_script(executor), submission_script(executor, 5)
+    assert "--array" not in one and f"#SBATCH --output={tmp_path}/submitit/%j_0_log.out\n" in one
+    assert "#SBATCH --array=0-4%5\n" in array and f"#SBATCH --output={tmp_path}/submitit/%A_%a_0_log.out\n" in array
+    assert array.replace("#SBATCH --array=0-4%5\n", "").replace("%A_%a", "%j") == one
+    assert one.rstrip().endswith(f"-u -m submitit.core._submit {tmp_path}/submitit")
+    with dependency(executor, "afterok:42"):
+        assert "#SBATCH --dependency=afterok:42\n" in submission_script(executor)
+    assert submission_script(executor) == one
+    assert not (tmp_path / "submitit").exists()  # planning writes nothing
+
+
+def test_speed_vs_3090() -> None:
+    assert load_cluster_profile("example-a100").speed_vs_3090 == 1.0
+    with pytest.raises(UserError, match="speed_vs_3090: Input should be greater than 0"):
+        load_cluster_profile("example-a100", speed_vs_3090=0)
 
 
 def test_cpu_profile() -> None:
@@ -130,3 +154,19 @@ def test_profile_model_is_frozen() -> None:
     p = ClusterProfile(time=10)
     with pytest.raises(ValueError):
         p.nodes = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", available_profiles())
+def test_flags_named_in_a_profile_exist(name: str) -> None:
+    """The profiles' comments name `repro submit` flags; each is one (a template once named --partition)."""
+    import re
+
+    from repro.cli import build_parser
+    from repro.launch.cluster import PROFILES_DIR
+
+    sub = next(a for a in build_parser()._actions if a.__class__.__name__ == "_SubParsersAction")
+    flags = {o for action in sub.choices["submit"]._actions for o in action.option_strings}
+    comments = "\n".join(line for line in (PROFILES_DIR / f"{name}.yaml").read_text().splitlines()
+                         if line.lstrip().startswith("#"))
+    named = set(re.findall(r"(?<![\w-])--[a-z][\w-]*", comments))
+    assert named <= flags, named - flags

@@ -45,9 +45,14 @@ def _tiny_table7(tmp_path: Path) -> Path:
 def test_manifest_array_finishes_renders_and_is_idempotent(cluster, tmp_path, capsys):
     manifest, runs = _tiny_table7(tmp_path), tmp_path / "runs"
     args = ["submit", str(manifest), "--profile", "smoke", "--only", "ResNet-50", "--runs", str(runs)]
+    assert main([*args, "--dry-run"]) == 0
+    planned = capsys.readouterr().out.split("\nsbatch script of ")[1]
+    planned = planned[planned.index("#!/bin/bash"):].rstrip("\n") + "\n"
     assert main([*args, "--wait", "--poll", "1"]) == 0  # follows the array to its end
     out = capsys.readouterr().out
     assert "submitted 2 as one array" in out and out.rstrip().endswith("2 finished")
+    (submitted,) = (runs / "_submitit").glob("*_submission.sh")  # what sbatch was given, kept by submitit
+    assert submitted.read_text() == planned
     assert main(["status", str(manifest), "--only", "ResNet-50", "--runs", str(runs)]) == 0
     assert "table 7 (smoke): 2 finished" in capsys.readouterr().out
     assert main(args) == 0

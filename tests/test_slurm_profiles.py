@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.skipif(_WHY_NOT is not None, reason
 
 def test_controller_accepts_the_local_profile_script(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
-    script.write_text(sbatch_script(load_cluster_profile("local"), tmp_path / "%j", command="true"))
+    script.write_text(sbatch_script(load_cluster_profile("local"), tmp_path / "%j"))
     proc = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert "to start at" in proc.stderr
@@ -33,7 +33,7 @@ def test_controller_rejects_what_it_cannot_run(tmp_path: Path) -> None:
     script = tmp_path / "job.sh"
     gpu_profile = ClusterProfile(name="gpu", partition="debug", gpus_per_node=1, cpus_per_gpu=1, mem_per_gpu="1G",
                                  time=5)
-    script.write_text(sbatch_script(gpu_profile, tmp_path / "%j", command="true"))
+    script.write_text(sbatch_script(gpu_profile, tmp_path / "%j"))
     proc = subprocess.run(["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=30)
     assert proc.returncode != 0
     assert "Requested node configuration is not available" in proc.stderr or "gres" in proc.stderr.lower(), \

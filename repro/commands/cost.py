@@ -83,7 +83,7 @@ def _table3(args: argparse.Namespace) -> str:
 def _model(args: argparse.Namespace) -> str:
     from repro.core.budget import curriculum_compute
     from repro.core.curriculum import build, ideal_cost
-    from repro.models.cost import FAMILY_PRESET, computation_speedup
+    from repro.models.cost import FAMILY_PRESET, TRAIN_IMAGES, computation_speedup
     from repro.models.flops import cost_fn, measured
     from repro.models.zoo import entry
 
@@ -105,7 +105,7 @@ def _model(args: argparse.Namespace) -> str:
         table,
         f"schedule {name}: {curriculum.real_epochs:.1f} real epochs, {curriculum.equivalent_epochs:.2f} equivalent "
         f"epochs (ideal cost), {real:.2f} equivalent epochs in measured FLOPs "
-        f"= {real * ref.macs * 1281167 / 1e18:.3f} EFLOPs (MACs, forward) on IN-1K; "
+        f"= {real * ref.macs * TRAIN_IMAGES['imagenet-1k'] / 1e18:.3f} EFLOPs (MACs, forward) on IN-1K; "
         f"speedup vs {baseline:g} baseline epochs {baseline / real:.3f}x",
         f"Table 7 accounting ({args.accounting}"
         + (f", resume {args.resume_rounding}" if args.accounting == "official" else "")

@@ -10,11 +10,10 @@ from repro.errors import UserError
 from repro.launch.manifest import PROFILE_NAMES
 
 TRAIN_FN = "repro.launch.local:train_run_dir"
-DEFAULT_CLUSTER_PROFILE = {"smoke": "local", "full": "example-a100"}
 
 
-def _manifest_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("manifest", help="experiments/tableNN.yaml or a table number")
+def _manifest_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
+    p.add_argument("manifest", nargs="?" if optional else None, help="experiments/tableNN.yaml or a table number")
     p.add_argument("--profile", choices=PROFILE_NAMES, default="smoke")
     p.add_argument("--seeds", type=int, metavar="N", help="train each run with seeds 0..N-1 (default: the "
                    "profile's seeds: 1 for smoke and full, 3 for proxy)")
@@ -27,15 +26,14 @@ def add_parser(subparsers: Any) -> None:
         "submit",
         help="submit a manifest's pending runs (one SLURM job array, or locally)",
         description="Submit the runs of a manifest that are neither finished nor queued/running. --cluster slurm "
-        "uses a cluster profile (slurm/profiles/NAME.yaml; default: 'local' for smoke, $REPRO_CLUSTER_PROFILE or "
-        "'example-a100' for full); --cluster local runs them in this process.",
+        "uses a cluster profile (slurm/profiles/NAME.yaml: --cluster-profile, else $REPRO_CLUSTER_PROFILE, else "
+        "'local' for the smoke and proxy profiles; the full profile needs your site's); --cluster local runs "
+        "them in this process.",
     )
     _manifest_args(p)
-    p.add_argument("--cluster", choices=("slurm", "local"), default="slurm")
-    p.add_argument("--cluster-profile", help="cluster profile name or path (slurm/profiles/*.yaml)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a cluster-profile field, e.g. --set partition=gpu --set time=12:00:00")
-    p.add_argument("--dry-run", action="store_true", help="print the plan (runs, resources, sbatch) and submit nothing")
+    _cluster_args(p)
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan (runs, estimated GPU-hours, the sbatch scripts) and submit nothing")
     p.add_argument("--wait", action="store_true",
                    help="after submitting, follow the runs until none is queued or running; exit 1 if any failed")
     p.add_argument("--poll", type=float, default=10.0, metavar="S", help="seconds between checks with --wait")
@@ -49,6 +47,30 @@ def add_parser(subparsers: Any) -> None:
     _manifest_args(s)
     s.add_argument("--log-lines", type=int, default=5, help="log lines shown for failed runs (default 5)")
     s.set_defaults(run=run_status)
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", choices=("slurm", "local"), default="slurm")
+    p.add_argument("--cluster-profile", help="cluster profile name or path (slurm/profiles/*.yaml)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a cluster-profile field, e.g. --set partition=gpu --set time=12:00:00")
+
+
+def cluster_profile(args: argparse.Namespace) -> Any:
+    """The cluster profile ``args`` name, with its ``--set`` overrides: ``--cluster-profile``, else
+    ``$REPRO_CLUSTER_PROFILE``, else ``local`` for the CPU profiles (smoke, proxy). The full profile has no
+    default: the template's placeholders (partition, account) would be submitted."""
+    import os
+
+    from repro.launch.cluster import TEMPLATE, load_cluster_profile
+
+    name = args.cluster_profile or os.environ.get("REPRO_CLUSTER_PROFILE")
+    if not name and args.profile == "full":
+        raise UserError(f"--profile full needs your site's cluster profile: copy slurm/profiles/{TEMPLATE}.yaml to "
+                        "slurm/profiles/<site>.yaml, fill in its partition and account, and pass --cluster-profile "
+                        f"<site> (or set REPRO_CLUSTER_PROFILE=<site>); --cluster-profile {TEMPLATE} shows the "
+                        "template's plan")
+    return load_cluster_profile(name or "local", **_overrides(args.set))
 
 
 def _overrides(pairs: list[str]) -> dict[str, Any]:
@@ -77,8 +99,6 @@ def _run_dirs(args: argparse.Namespace):  # type: ignore[no-untyped-def]
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    import os
-
     from repro.launch.rundir import RunDir
 
     manifest, runs = _run_dirs(args)
@@ -92,52 +112,118 @@ def run_submit(args: argparse.Namespace) -> int:
 
         return run_local(args)
 
-    from repro.launch.cluster import load_cluster_profile, make_executor, sbatch_script
-    from repro.launch.job import submit_runs
-    from repro.methods import label
+    from repro.launch.cluster import make_executor
+    from repro.launch.job import plan_submission, submit_runs
 
-    name = args.cluster_profile or (
-        os.environ.get("REPRO_CLUSTER_PROFILE", DEFAULT_CLUSTER_PROFILE["full"]) if args.profile == "full"
-        else DEFAULT_CLUSTER_PROFILE["smoke"]
-    )
-    cluster = load_cluster_profile(name, **_overrides(args.set))
+    cluster = cluster_profile(args)
     without_runner = len(runs)
     runs = _with_runner(runs)
     without_runner -= len(runs)
     dirs = [root / r.run_id for r in runs]
     folder = root / "_submitit"
-    if not args.dry_run:
-        for r, d in zip(runs, dirs, strict=True):
-            RunDir(d).prepare(r.config, group=r.group)
-        executor = make_executor(cluster, folder, job_name=f"table{manifest.table:02d}-{args.profile}")
-    else:
-        executor = None
+    job_name = f"table{manifest.table:02d}-{args.profile}"
     links = {root / r.run_id: root / r.upstream for r in runs if r.upstream is not None}
-    outcome = submit_runs(executor, dirs, TRAIN_FN, dry_run=args.dry_run, upstream=links)
-    todo = [(d, st) for d, st, job in outcome if (job is not None) or (args.dry_run and st.needs_submission)]
-    gpus = cluster.nodes * max(cluster.gpus_per_node, 0)
-    hours = cluster.time / 60
-    verb = "would submit" if args.dry_run else "submitted"
+    if args.dry_run:
+        executor = make_executor(cluster, folder, job_name=job_name, plan_only=True)
+        slurm = cluster.executor == "slurm"
+        plan = plan_submission(dirs, upstream=links, dependencies=slurm)
+        _print_plan(manifest.table, args.profile, cluster, runs, dirs, plan, without_runner)
+        if slurm:
+            _print_scripts(executor, plan)
+        return 0
+    for r, d in zip(runs, dirs, strict=True):
+        RunDir(d).prepare(r.config, group=r.group)
+    executor = make_executor(cluster, folder, job_name=job_name)
+    outcome = submit_runs(executor, dirs, TRAIN_FN, upstream=links)
+    submitted = [d for d, _, job in outcome if job is not None]
     print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(outcome)} runs, "
-          f"{verb} {len(todo)} as one array" + (f" ({without_runner} more have no runner)" if without_runner else "")
-          + (f", {sum(d in links for d, _ in todo)} of them after the run they start from (afterok)"
-             if any(d in links for d, _ in todo) else ""))
-    print(f"per run: {cluster.nodes} node(s) x {cluster.gpus_per_node} GPU(s), time limit {hours:g} h; "
-          f"at most {len(todo) * max(gpus, 1) * hours:g} {'GPU' if gpus else 'CPU-job'}-hours for this submission")
-    jobs = {d: job for d, _, job in outcome}
-    for r, (d, st, _) in zip(runs, outcome, strict=True):
-        job = jobs.get(d)
+          f"submitted {len(submitted)} as one array" + (f" ({without_runner} more have no runner)" if without_runner
+                                                       else "")
+          + (f", {sum(d in links for d in submitted)} of them after the run they start from (afterok)"
+             if any(d in links for d in submitted) else ""))
+    for r, (d, st, job) in zip(runs, outcome, strict=True):
         after = f" after {links[d].name}" if d in links else ""
         action = (f"job {job.job_id}{after}" if job is not None else
-                  (f"to submit{after}" if args.dry_run and st.needs_submission else
-                   st.detail if st.state == "waiting" else f"skip ({st.state})"))
-        epochs = r.config.get("epochs")
-        method = label(r.config.get("method", ""))
-        print(f"  {r.row:<16} {r.key:<9} {method:<17} epochs {epochs:<7g} {r.run_id}  {action}")
-    if args.dry_run:
-        print("\nsbatch script of one run:\n" + sbatch_script(cluster, folder, f"table{manifest.table:02d}"))
-        return 0
+                  st.detail if st.state == "waiting" else f"skip ({st.state})")
+        print(_run_line(r, action))
     return _wait(dirs, args.poll) if args.wait else 0
+
+
+def _run_line(r: Any, action: str, estimate: str = "") -> str:
+    from repro.methods import label
+
+    epochs = r.config.get("epochs")
+    method = label(r.config.get("method", ""))
+    return f"  {r.row:<16} {r.key:<9} {method:<17} epochs {epochs:<7g} {estimate}{r.run_id}  {action}"
+
+
+def _print_plan(table: int, profile: str, cluster: Any, runs: list[Any], dirs: list[Path], plan: Any,
+                without_runner: int) -> None:
+    """The dry run's plan: what is submitted how, its estimated GPU-hours and its time-limit bound."""
+    import math
+
+    from repro.launch.estimate import gpu_hours, paper_throughput
+
+    todo = plan.array + list(plan.after)
+    print(f"table {table} ({profile}) on cluster profile {cluster.name!r}: {len(runs)} runs, would submit "
+          f"{len(todo)}" + (f": {len(plan.array)} as one array, {len(plan.after)} after the run they start from "
+                            "(afterok)" if plan.after else " as one array")
+          + (f" ({without_runner} more have no runner)" if without_runner else ""))
+    hours = cluster.time / 60
+    gpus = cluster.gpus
+    print(f"per run: {cluster.nodes} node(s) x {cluster.gpus_per_node} GPU(s), time limit {hours:g} h"
+          + (f"; below each run's estimated GPU-hours (and hours on {gpus} GPUs)" if gpus else ""))
+    estimates = {d: gpu_hours(r.config, cluster.speed_vs_3090) if gpus else None
+                 for r, d in zip(runs, dirs, strict=True)}
+    known = [estimates[d] for d in todo if estimates[d] is not None]
+    if not gpus:
+        print(f"no GPU-hour estimate: cluster profile {cluster.name!r} has no GPUs; time-limit bound: at most "
+              f"{len(todo) * hours:g} CPU-job-hours ({len(todo)} runs x {hours:g} h)")
+    else:
+        if todo:
+            print(f"estimated: {sum(known):,.0f} GPU-hours for {len(known)} of the {len(todo)} runs to submit"
+                  + (" (the others: the cost model has no compute for their task, model or data set)"
+                     if len(known) < len(todo) else ""))
+            print(f"  = each run's training compute (equivalent epochs x measured FLOPs per image x images, the cost "
+                  f"model) at {paper_throughput().describe()}, x {cluster.speed_vs_3090:g} (speed_vs_3090 of "
+                  f"the cluster profile)")
+        print(f"time-limit bound: at most {len(todo) * gpus * hours:,.0f} GPU-hours ({len(todo)} runs x {gpus} GPUs "
+              f"x {hours:g} h)")
+        long = {d: math.ceil(estimates[d] / gpus / hours) for d in todo  # type: ignore[operator]
+                if estimates[d] is not None and estimates[d] / gpus > hours}  # type: ignore[operator]
+        if long:
+            print(f"{len(long)} runs take longer than the {hours:g} h time limit (up to {max(long.values())} "
+                  f"limits): each checkpoints at the limit and is requeued")
+        over = [d.name for d, n in long.items() if n - 1 > cluster.max_num_timeout]
+        if over:
+            print(f"warning: {len(over)} runs need more requeues than max_num_timeout={cluster.max_num_timeout} "
+                  f"allows ({', '.join(over[:3])}{', ...' if len(over) > 3 else ''}): raise time or "
+                  "max_num_timeout in the cluster profile")
+    task = {d: i for i, d in enumerate(plan.array)}
+    for r, d in zip(runs, dirs, strict=True):
+        st, est = plan.statuses[d], estimates[d]
+        estimate = (f"{'no estimate':<23}" if est is None else
+                    f"{f'~{est:,.0f}':>7} GPU-h {f'({est / gpus:.1f} h)':>9}  ") if gpus else ""
+        action = (f"to submit: array task {task[d]}" if d in task and len(plan.array) > 1 else
+                  "to submit" if d in task else f"to submit after {plan.after[d].name}" if d in plan.after else
+                  st.detail if st.state == "waiting" else f"skip ({st.state})")
+        print(_run_line(r, action, estimate))
+
+
+def _print_scripts(executor: Any, plan: Any) -> None:
+    """The sbatch scripts submitit would submit (:func:`repro.launch.cluster.submission_script`)."""
+    from repro.launch.cluster import dependency, submission_script
+
+    call = f"RunJob(<run dir>, {TRAIN_FN!r}) (repro.launch.job), pickled by submitit into its folder"
+    if plan.array:
+        what = (f"the job array of {len(plan.array)} runs; array task i trains the run marked 'array task i' above"
+                if len(plan.array) > 1 else "the job of the run to submit")
+        print(f"\nsbatch script of {what}; each task runs {call}:\n" + submission_script(executor, len(plan.array)))
+    if plan.after:
+        with dependency(executor, "afterok:JOBID"):
+            script = submission_script(executor)
+        print(f"\nsbatch script of each of the {len(plan.after)} runs that start from another run's result (one "
+              "job each; JOBID: the job of the run it starts from):\n" + script)
 
 
 def _with_runner(runs: list[Any]) -> list[Any]:

@@ -76,25 +76,37 @@ class ArrayDataset:
         return Image.fromarray(self.images[index]).convert("RGB"), int(self.labels[index])
 
 
+def _fashion_mnist_files(split: str, root: str | Path | None) -> tuple[Path, Path] | None:
+    for directory in [Path(root)] if root else fashion_mnist_dirs():
+        images, labels = (_find_idx(directory, stem) for stem in FMNIST_FILES[split])
+        if images and labels:
+            return images, labels
+    return None
+
+
+def _fashion_mnist_missing(root: str | Path | None) -> UserError:
+    looked = ", ".join(str(d) for d in ([Path(root)] if root else fashion_mnist_dirs()))
+    return UserError(
+        f"Fashion-MNIST not found (looked in {looked}); as root run 'apt-get install dataset-fashion-mnist', "
+        "or set REPRO_DATA=DIR with DIR/fashion-mnist/*-ubyte.gz"
+    )
+
+
 def fashion_mnist(split: str, root: str | Path | None = None, download: bool = False) -> ArrayDataset:
     if split not in FMNIST_FILES:
         raise UserError(f"unknown split {split!r}; use 'train' or 'val'")
+    found = _fashion_mnist_files(split, root)
+    if found:
+        images, labels = found
+        return ArrayDataset(_read_idx(images), _read_idx(labels).astype(np.int64), 10)
     dirs = [Path(root)] if root else fashion_mnist_dirs()
-    for directory in dirs:
-        images, labels = (_find_idx(directory, stem) for stem in FMNIST_FILES[split])
-        if images and labels:
-            return ArrayDataset(_read_idx(images), _read_idx(labels).astype(np.int64), 10)
     if download:
         from torchvision.datasets import FashionMNIST
 
         target = dirs[0].parent if root is None and os.environ.get("REPRO_DATA") else Path.home() / ".cache/repro"
         ds = FashionMNIST(str(target), train=split == "train", download=True)
         return ArrayDataset(ds.data.numpy(), ds.targets.numpy().astype(np.int64), 10)
-    looked = ", ".join(str(d) for d in dirs)
-    raise UserError(
-        f"Fashion-MNIST not found (looked in {looked}); as root run 'apt-get install dataset-fashion-mnist', "
-        "or set REPRO_DATA=DIR with DIR/fashion-mnist/*-ubyte.gz"
-    )
+    raise _fashion_mnist_missing(root)
 
 
 def folder_root(name: str, root: str | Path | None = None) -> Path:
@@ -102,6 +114,21 @@ def folder_root(name: str, root: str | Path | None = None) -> Path:
 
     return find_root(name, root, lambda c: (c / "train").is_dir() and (c / "val").is_dir(),
                      "train/ and val/ with one sub-folder per class")
+
+
+def locate(name: str, root: str | Path | None = None) -> Path | None:
+    """Where data set ``name``'s files are (the root :func:`build_dataset` would read), found without reading
+    them; None for a data set bundled with a package. Not found: the same one-line error as reading it."""
+    from repro.data.readers import ROOTS
+
+    if name == "fashion-mnist":
+        found = [_fashion_mnist_files(split, root) for split in FMNIST_FILES]
+        if not all(found):
+            raise _fashion_mnist_missing(root)
+        return found[0][0].parent  # type: ignore[index]
+    if name in ROOTS:
+        return ROOTS[name](root)
+    return folder_root(name, root)
 
 
 def open_undecoded(path: str) -> Image.Image:

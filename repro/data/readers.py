@@ -55,6 +55,14 @@ def held_out(file_name: str) -> bool:
     return int.from_bytes(digest, "little") % 100 < HELD_OUT_PERCENT
 
 
+def imagenet22k_root(root: str | Path | None = None) -> Path:
+    def synsets(path: Path) -> bool:
+        return path.is_dir() and any(p.is_dir() and p.name.startswith("n") for p in path.iterdir())
+
+    return find_root("imagenet-22k", root, synsets, "one folder per synset (n01440764/, ...: the Winter 2021 "
+                     "release)")
+
+
 def imagenet22k(split: str, root: str | Path | None = None, undecoded: bool = False) -> Any:
     """The synset folders as a torchvision ``ImageFolder`` restricted to ``split``'s files."""
     from torchvision.datasets import ImageFolder
@@ -62,17 +70,21 @@ def imagenet22k(split: str, root: str | Path | None = None, undecoded: bool = Fa
 
     from repro.data.datasets import open_undecoded
 
-    def synsets(path: Path) -> bool:
-        return path.is_dir() and any(p.is_dir() and p.name.startswith("n") for p in path.iterdir())
-
-    base = find_root("imagenet-22k", root, synsets, "one folder per synset (n01440764/, ...: the Winter 2021 "
-                     "release)")
+    base = imagenet22k_root(root)
     keep = held_out if split == "val" else (lambda name: not held_out(name))
     ds = ImageFolder(str(base), loader=open_undecoded if undecoded else default_loader,
                      is_valid_file=lambda path: keep(Path(path).name) and path.lower().endswith(
                          (".jpeg", ".jpg", ".png")))
     ds.num_classes = len(ds.classes)  # type: ignore[attr-defined]
     return ds
+
+
+def cifar_root(classes: int, root: str | Path | None = None) -> Path:
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    folder = (CIFAR10 if classes == 10 else CIFAR100).base_folder
+    return find_root(f"cifar-{classes}", root, lambda p: (p / folder).is_dir(),
+                     f"{folder}/ (the python version's pickles)")
 
 
 def _cifar(classes: int) -> Callable[..., Any]:
@@ -95,10 +107,7 @@ def _cifar(classes: int) -> Callable[..., Any]:
                     self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
                 self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
 
-        name = f"cifar-{classes}"
-        folder = reader.base_folder
-        base = find_root(name, root, lambda p: (p / folder).is_dir(), f"{folder}/ (the python version's pickles)")
-        ds = Present(str(base), train=split == "train", download=False)
+        ds = Present(str(cifar_root(classes, root)), train=split == "train", download=False)
         return ArrayDataset(np.asarray(ds.data), np.asarray(ds.targets, dtype=np.int64), classes)
 
     return read
@@ -122,4 +131,11 @@ READERS: dict[str, Reader] = {
     "cifar-10": _cifar(10),
     "cifar-100": _cifar(100),
     "digits": digits,
+}
+# Where each reader's files are, found without reading them (``repro doctor``); None: nothing on disk (bundled).
+ROOTS: dict[str, Callable[[str | Path | None], Path | None]] = {
+    "imagenet-22k": imagenet22k_root,
+    "cifar-10": lambda root: cifar_root(10, root),
+    "cifar-100": lambda root: cifar_root(100, root),
+    "digits": lambda root: None,
 }

@@ -1,4 +1,4 @@
-"""Cluster profiles (issue 7, point 1): where and with what resources runs are submitted.
+"""Cluster profiles: where and with what resources runs are submitted.
 
 A profile is a small YAML file in ``slurm/profiles/`` (``local.yaml`` for the test cluster of ``slurm/local/up.sh``,
 ``example-a100.yaml`` as a template) that says what a site needs (partition, account, qos, constraint) and what
@@ -6,14 +6,19 @@ one run gets (nodes, GPUs per node, CPUs and memory per GPU, time limit). :func:
 into a :class:`ClusterProfile`, with command-line overrides, and :func:`executor_parameters` /
 :func:`make_executor` turn it into submitit parameters. Multi-GPU runs get one task per GPU
 (``tasks_per_node = gpus_per_node``) so the trainer's DDP reads its rank from the SLURM environment.
+:func:`submission_script` is the sbatch script such an executor submits, from submitit's own code.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
+from unittest import mock
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -21,6 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from repro.errors import UserError, read_yaml_mapping
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "slurm" / "profiles"
+TEMPLATE = "example-a100"
+"""The profile to copy for a GPU site; its partition and account are placeholders."""
 _MEM_UNITS = {"K": 1 / 1024**2, "M": 1 / 1024, "G": 1.0, "T": 1024.0}
 
 
@@ -93,6 +100,8 @@ class ClusterProfile(BaseModel):
     array_parallelism: int | None = Field(default=None, ge=1)
     setup: list[str] = Field(default_factory=list, description="shell lines before srun (module load ...)")
     additional_parameters: dict[str, str | int] = Field(default_factory=dict, description="extra #SBATCH flags")
+    speed_vs_3090: float = Field(default=1.0, gt=0, description="training speed of one of these GPUs relative "
+                                 "to the paper's NVIDIA 3090 (divides the GPU-hour estimates of a dry run)")
 
     @field_validator("time", mode="before")
     @classmethod
@@ -210,10 +219,13 @@ def executor_parameters(profile: ClusterProfile, job_name: str | None = None) ->
     return params
 
 
-def make_executor(profile: ClusterProfile, folder: str | Path, job_name: str | None = None) -> Any:
+def make_executor(profile: ClusterProfile, folder: str | Path, job_name: str | None = None, *,
+                  plan_only: bool = False) -> Any:
     """A submitit ``AutoExecutor`` for ``profile`` whose SLURM jobs report state without accounting
-    (:mod:`repro.launch.slurm_state`). ``folder`` holds submitit's scripts, pickles and logs."""
+    (:mod:`repro.launch.slurm_state`). ``folder`` holds submitit's scripts, pickles and logs. ``plan_only``: also
+    where ``srun`` is missing (submitit refuses to build a SLURM executor there), for :func:`submission_script`."""
     import submitit
+    from submitit.slurm.slurm import SlurmExecutor
 
     from repro.launch.slurm_state import with_state_fallback
 
@@ -221,12 +233,47 @@ def make_executor(profile: ClusterProfile, folder: str | Path, job_name: str | N
     if profile.executor == "slurm":
         kwargs["slurm_max_num_timeout"] = profile.max_num_timeout
     try:
-        executor = submitit.AutoExecutor(folder=folder, cluster=profile.executor, **kwargs)
+        if plan_only and profile.executor == "slurm":
+            with mock.patch.object(SlurmExecutor, "affinity", classmethod(lambda cls: 2)):  # its srun check
+                executor = submitit.AutoExecutor(folder=folder, cluster="slurm", **kwargs)
+        else:
+            executor = submitit.AutoExecutor(folder=folder, cluster=profile.executor, **kwargs)
     except RuntimeError as e:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
         raise UserError(f"cluster profile {profile.name!r}: cannot use executor {profile.executor!r} here ({e}); "
                         "start the local test cluster with slurm/local/up.sh or pick another profile") from None
     executor.update_parameters(**executor_parameters(profile, job_name))
     return with_state_fallback(executor)
+
+
+def _slurm(executor: Any) -> Any:
+    from submitit.slurm.slurm import SlurmExecutor
+
+    inner = getattr(executor, "_executor", executor)
+    if not isinstance(inner, SlurmExecutor):
+        raise UserError(f"executor {type(inner).__name__} submits no sbatch script")
+    return inner
+
+
+def submission_script(executor: Any, jobs: int = 1) -> str:
+    """The sbatch script ``executor`` (a SLURM one from :func:`make_executor`) writes when ``jobs`` runs are
+    submitted together, without submitting: submitit's own text (``SlurmExecutor._make_submission_file_text``)
+    with its parameters, command and, for more than one job, the job-array line submitit adds
+    (``_internal_process_submissions`` sets ``map_count``). Log paths keep their ``%A_%a`` / ``%j`` patterns."""
+    inner = _slurm(executor)
+    planned = copy.copy(inner)
+    planned.parameters = {**inner.parameters, **({"map_count": jobs} if jobs > 1 else {})}
+    return str(planned._make_submission_file_text(inner._submitit_command_str, uid="plan"))
+
+
+@contextmanager
+def dependency(executor: Any, spec: str) -> Iterator[None]:
+    """Submissions inside wait for ``spec`` (``sbatch --dependency``, e.g. ``afterok:123``); the parameter is
+    removed afterwards (submitit's ``update_parameters`` ignores ``None``, so it cannot unset it)."""
+    executor.update_parameters(slurm_dependency=spec)
+    try:
+        yield
+    finally:
+        _slurm(executor).parameters.pop("dependency", None)
 
 
 def dump_cluster_profile(profile: ClusterProfile) -> str:
@@ -236,21 +283,9 @@ def dump_cluster_profile(profile: ClusterProfile) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def sbatch_script(profile: ClusterProfile, folder: str | Path, job_name: str = "repro",
-                  command: str = "python -u -m submitit.core._submit FOLDER") -> str:
-    """The ``#SBATCH`` script submitit would write for one run of ``profile`` (for ``--dry-run``); needs no
-    cluster. Uses submitit's own generator, so what is shown is what would be submitted."""
-    from submitit.slurm import slurm as submitit_slurm
-
+def sbatch_script(profile: ClusterProfile, folder: str | Path, job_name: str | None = None, jobs: int = 1) -> str:
+    """The sbatch script of ``jobs`` runs of ``profile`` submitted together (:func:`submission_script`); needs no
+    cluster."""
     if profile.executor != "slurm":
         raise UserError(f"cluster profile {profile.name!r}: executor {profile.executor!r} has no sbatch script")
-    renames = submitit_slurm.SlurmExecutor._equivalence_dict()
-    params: dict[str, Any] = {}
-    for key, value in executor_parameters(profile, job_name).items():
-        if key.startswith("slurm_"):
-            params[key.removeprefix("slurm_")] = value
-        else:
-            params[renames[key] or key] = value
-    if "mem" in params:
-        params["mem"] = submitit_slurm._convert_mem(params["mem"])
-    return submitit_slurm._make_sbatch_string(command=command, folder=str(folder), **params)
+    return submission_script(make_executor(profile, folder, job_name, plan_only=True), jobs)

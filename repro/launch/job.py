@@ -1,4 +1,4 @@
-"""The submitit job of one run (issue 7, point 3): train or resume from a run directory, requeue on preemption.
+"""The submitit job of one run: train or resume from a run directory, requeue on preemption.
 
 :class:`RunJob` is a submitit ``Checkpointable`` whose only state is a run directory and an importable training
 function (``"module:function"``, called as ``fn(run_dir)``). The function must resume from what it finds in the run
@@ -467,25 +467,27 @@ def run_statuses(run_dirs: list[Path], **policy: Any) -> list[RunStatus]:
     return [run_status(d, scheduler=info, **policy) for d in run_dirs]
 
 
-def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, max_attempts: int = 20, max_failures: int = 3,
-                grace_s: float = 60.0, dry_run: bool = False,
-                upstream: dict[Path, Path] | None = None) -> list[tuple[Path, RunStatus, Any]]:
-    """Submit the runs that need it (:attr:`RunStatus.needs_submission`); returns ``(run_dir, status before, job or
-    None)`` for every run. Idempotent: finished, queued and running runs, and runs out of attempts, are left alone.
+@dataclass(frozen=True)
+class SubmissionPlan:
+    """What :func:`submit_runs` submits: ``array`` as one job array (one job when alone), in array-task order,
+    then each run of ``after`` as its own job waiting for its upstream run's job (``afterok``). ``statuses``: every
+    run's status before submission; a run held back is ``waiting``, with the reason in its detail."""
 
-    ``upstream`` maps a run to the run it starts from (a run link, ``init_from``). Runs without an unfinished
-    upstream go as one job array; a run whose upstream is submitted now, or is queued or running, goes as its own
-    job with the SLURM dependency ``afterok:<upstream job>`` (``sbatch --dependency``), so it starts only once
-    the upstream job completed, and never when it failed (SLURM then keeps it pending with reason
-    ``DependencyNeverSatisfied``; ``repro status`` reports it, ``scancel`` clears it). A run whose upstream
-    is neither finished nor on its way (pending, failed, out of attempts), or any dependent on an executor without
-    dependencies (submitit's ``local``), is not submitted: its status becomes ``waiting`` with the reason."""
+    statuses: dict[Path, RunStatus]
+    array: list[Path]
+    after: dict[Path, Path]
+
+
+def plan_submission(run_dirs: list[Path], *, max_attempts: int = 20, max_failures: int = 3,
+                    upstream: dict[Path, Path] | None = None, dependencies: bool = True) -> SubmissionPlan:
+    """Which runs need submitting and how (:func:`submit_runs` explains the rules); asks the scheduler for the
+    runs' states, submits nothing. ``dependencies``: whether the executor can make a job wait for another
+    (SLURM can, submitit's ``local`` cannot)."""
     links = upstream or {}
     statuses = dict(zip(run_dirs, run_statuses(run_dirs, max_attempts=max_attempts, max_failures=max_failures),
                         strict=True))
     for up in set(links.values()) - statuses.keys():
         statuses[up] = run_status(up, max_attempts=max_attempts, max_failures=max_failures)
-    slurm = getattr(executor, "cluster", "slurm") == "slurm"  # the dry run plans for SLURM
     plan: dict[Path, Path | None] = {}  # run to submit -> the upstream whose job it waits for
     held: dict[Path, RunStatus] = {}
 
@@ -499,34 +501,51 @@ def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, max_attempts
         up = links.get(d)
         if up is None or statuses[up].state == "finished":
             plan[d] = None
-        elif slurm and on_its_way(up):
+        elif dependencies and on_its_way(up):
             plan[d] = up
         else:
             state = "not submitted" if up in held else (
                 "to be submitted" if up in plan else statuses[up].state)
             held[d] = RunStatus("waiting", detail=f"waiting for {up.name} ({state})")
+    return SubmissionPlan({**statuses, **held}, [d for d, up in plan.items() if up is None],
+                          {d: up for d, up in plan.items() if up is not None})
+
+
+def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, max_attempts: int = 20, max_failures: int = 3,
+                grace_s: float = 60.0, dry_run: bool = False,
+                upstream: dict[Path, Path] | None = None) -> list[tuple[Path, RunStatus, Any]]:
+    """Submit the runs that need it (:attr:`RunStatus.needs_submission`); returns ``(run_dir, status before, job or
+    None)`` for every run. Idempotent: finished, queued and running runs, and runs out of attempts, are left alone.
+
+    ``upstream`` maps a run to the run it starts from (a run link, ``init_from``). Runs without an unfinished
+    upstream go as one job array; a run whose upstream is submitted now, or is queued or running, goes as its own
+    job with the SLURM dependency ``afterok:<upstream job>`` (``sbatch --dependency``), so it starts only once
+    the upstream job completed, and never when it failed (SLURM then keeps it pending with reason
+    ``DependencyNeverSatisfied``; ``repro status`` reports it, ``scancel`` clears it). A run whose upstream
+    is neither finished nor on its way (pending, failed, out of attempts), or any dependent on an executor without
+    dependencies (submitit's ``local``), is not submitted: its status becomes ``waiting`` with the reason
+    (:func:`plan_submission`)."""
+    from repro.launch.cluster import dependency
+
+    slurm = getattr(executor, "cluster", "slurm") == "slurm"  # the dry run plans for SLURM
+    plan = plan_submission(run_dirs, max_attempts=max_attempts, max_failures=max_failures, upstream=upstream,
+                           dependencies=slurm)
     jobs: dict[Path, Any] = {}
-    if plan and not dry_run:
+    if (plan.array or plan.after) and not dry_run:
         def call(d: Path) -> RunJob:
             return RunJob(d, train, max_attempts=max_attempts, max_failures=max_failures, grace_s=grace_s)
 
-        free = [d for d, up in plan.items() if up is None]
-        if free:
+        if plan.array:
             with executor.batch():
-                submitted = [executor.submit(call(d)) for d in free]
-            jobs.update(zip(free, submitted, strict=True))
-        for d, up in plan.items():
-            if up is None:
-                continue
-            job_id = jobs[up].job_id if up in jobs else statuses[up].job_id
-            executor.update_parameters(slurm_dependency=f"afterok:{job_id}")
-            try:
+                submitted = [executor.submit(call(d)) for d in plan.array]
+            jobs.update(zip(plan.array, submitted, strict=True))
+        for d, up in plan.after.items():
+            job_id = jobs[up].job_id if up in jobs else plan.statuses[up].job_id
+            with dependency(executor, f"afterok:{job_id}"):
                 jobs[d] = executor.submit(call(d))
-            finally:
-                executor.update_parameters(slurm_dependency=None)
         for d, job in jobs.items():
             record_submission(d, job.job_id, folder=str(executor.folder), train=train)
-    return [(d, held.get(d, statuses[d]), jobs.get(d)) for d in run_dirs]
+    return [(d, plan.statuses[d], jobs.get(d)) for d in run_dirs]
 
 
 def _upstream_first(run_dirs: list[Path], links: dict[Path, Path]) -> list[Path]:

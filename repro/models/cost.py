@@ -229,6 +229,27 @@ def lookup(model: str, metric: str, config: dict[str, Any]) -> float | None:
     return None
 
 
+def _run_compute(model: str, config: dict[str, Any]) -> tuple[float, float]:
+    """(equivalent epochs the run trains, those of the baseline it is compared with), in ``model``'s measured
+    FLOPs at the run's final size; see :func:`run_speedup`."""
+    from repro.methods import schedule_of
+    from repro.models.flops import cost_fn
+    from repro.models.zoo import entry
+
+    schedule = config.get("schedule") or schedule_of(config["method"])
+    epochs = config.get("epochs")
+    if schedule == "baseline":
+        real = float(epochs or BASELINE_EPOCHS)
+        return real, real
+    if schedule == FAMILY_PRESET[entry(model).family] and epochs in (None, ETPP_EPOCHS):
+        return etpp_compute(model), float(BASELINE_EPOCHS)
+    size = int(config.get("final_size") or 224)
+    curriculum = build(schedule, epochs=float(epochs or ETPP_EPOCHS), final_size=size, cost=cost_fn(model))
+    baseline = (curriculum.equivalent_epochs * BASELINE_EPOCHS / ETPP_EPOCHS if curriculum.axis == "compute"
+                else curriculum.real_epochs)
+    return curriculum.equivalent_epochs, baseline
+
+
 def run_speedup(model: str, config: dict[str, Any]) -> float:
     """Computation speedup of the run described by ``config`` (its ``method``, ``schedule``, ``epochs`` and
     ``final_size``) over the baseline of the same budget, in ``model``'s measured FLOPs.
@@ -239,23 +260,39 @@ def run_speedup(model: str, config: dict[str, Any]) -> float:
     epochs, one on the compute axis (ET++) stands for ``300 / 200`` times its equivalent epochs, the pairing of
     Table 24.
     """
-    from repro.methods import schedule_of
-    from repro.models.flops import cost_fn
-    from repro.models.zoo import entry
-
     if not config.get("method"):
         return computation_speedup(model)
-    schedule = config.get("schedule") or schedule_of(config["method"])
-    if schedule == "baseline":
-        return 1.0
-    epochs = config.get("epochs")
-    if schedule == FAMILY_PRESET[entry(model).family] and epochs in (None, ETPP_EPOCHS):
-        return computation_speedup(model)
+    run, baseline = _run_compute(model, config)
+    return baseline / run
+
+
+# Training images per epoch of the paper's data sets: IN-1K's train split; IN-22K as the paper's backbones
+# (ConvNeXt, CSWin) pre-train on it, "14.2M images" (the fall 2011 release: 14,197,122).
+TRAIN_IMAGES: dict[str, int] = {"imagenet-1k": 1_281_167, "imagenet-22k": 14_197_122}
+
+
+def training_macs(config: dict[str, Any]) -> float | None:
+    """Forward multiply-accumulates of training the run ``config`` describes: its equivalent epochs (the
+    curriculum's compute, :func:`run_speedup`'s accounting) x measured MACs per image at its final size x the
+    images of an epoch (its ``max_train_images`` subset, or :data:`TRAIN_IMAGES`). None when the cost model
+    cannot say: a model outside the zoo, a data set of unknown size, or a run that is not a classification
+    training (MAE, detection, segmentation). A method that skips samples (InfoBatch) trains less than this."""
+    from repro.models.flops import macs
+    from repro.models.zoo import entry
+
+    if config.get("task") not in ("in1k", "in22k", "in22k_finetune") or config.get("search"):
+        return None
+    images = TRAIN_IMAGES.get(str(config.get("dataset")))
+    if images is None:
+        return None
+    try:
+        model = entry(str(config.get("model"))).timm
+    except UserError:
+        return None
+    images = min(images, int(config.get("max_train_images") or images))
     size = int(config.get("final_size") or 224)
-    curriculum = build(schedule, epochs=float(epochs or ETPP_EPOCHS), final_size=size, cost=cost_fn(model))
-    baseline = (curriculum.equivalent_epochs * BASELINE_EPOCHS / ETPP_EPOCHS if curriculum.axis == "compute"
-                else curriculum.real_epochs)
-    return baseline / curriculum.equivalent_epochs
+    epochs = _run_compute(model, {**config, "method": config.get("method") or "baseline"})[0]
+    return epochs * macs(model, size) * images
 
 
 def budget_cost_fn(model: str) -> Callable[[int], float]:

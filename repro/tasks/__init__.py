@@ -21,7 +21,10 @@ run on it, ``repro.launch.resolve``). A :class:`Task` holds:
   :func:`repro.train.finetune.upstream_weights` alone for another model). The launchers run (``repro run``) or
   submit (``repro submit``: SLURM ``afterok``) the upstream first; ``run`` still refuses an unfinished one;
 * ``requires_upstream`` -- whether a run of this task must name one (a fine-tuning recipe has nothing to start
-  from without it).
+  from without it);
+* ``data(config) -> Path | None`` -- where the run's data is, found without reading it (``repro doctor`` asks on a
+  login node); a one-line ``UserError`` when it is not there. Default: the root of the config's ``dataset``
+  (:func:`repro.data.datasets.locate`).
 
 Adding a task: write ``repro/tasks/<name>.py`` with ``register(Task(...))`` (one module may register several, e.g.
 a pre-training and its fine-tuning: ``in22k.py``), add the module to :data:`BUILTIN`, add
@@ -51,6 +54,13 @@ Config = dict[str, Any]
 BUILTIN = ("in1k", "in22k", "transfer", "mae", "coco", "ade20k")
 
 
+def dataset_root(config: Config) -> Path | None:
+    """The root of the run's ``dataset`` (its ``data_root`` when it names one)."""
+    from repro.data.datasets import locate
+
+    return locate(str(config["dataset"]), config.get("data_root"))
+
+
 @dataclass(frozen=True)
 class Task:
     name: str
@@ -58,6 +68,7 @@ class Task:
     check: Callable[[Config], str]
     upstream: frozenset[str] = field(default_factory=frozenset)
     requires_upstream: bool = False
+    data: Callable[[Config], Path | None] = dataset_root
 
 
 REGISTRY: dict[str, Task] = {}

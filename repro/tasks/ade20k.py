@@ -122,4 +122,12 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
     runner.finish(Path(run_dir), {"miou": float(single["mIoU"]), "miou_ms_flip": float(multi["mIoU"])}, started)
 
 
-TASK = register(Task("ade20k", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True))
+def data(config: dict[str, Any]) -> Path | None:
+    """The proxy is drawn from Fashion-MNIST (:mod:`repro.detseg.proxy`)."""
+    from repro.data.datasets import locate
+
+    return locate("fashion-mnist") if config["dataset"] == "ade20k-proxy" else ade_root()
+
+
+TASK = register(Task("ade20k", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True,
+                     data=data))

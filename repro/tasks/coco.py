@@ -158,4 +158,12 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
     runner.finish(Path(run_dir), summarise(runner.train_and_test(cfg), masks), started)
 
 
-TASK = register(Task("coco", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True))
+def data(config: dict[str, Any]) -> Path | None:
+    """The proxy is drawn from Fashion-MNIST (:mod:`repro.detseg.proxy`)."""
+    from repro.data.datasets import locate
+
+    return locate("fashion-mnist") if config["dataset"] == "coco-proxy" else coco_root()
+
+
+TASK = register(Task("coco", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True,
+                     data=data))
