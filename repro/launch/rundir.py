@@ -233,6 +233,18 @@ class RunLock:
             os.close(fd)  # releases the flock
 
 
+def live_holder(run_dir: str | Path) -> dict[str, Any] | None:
+    """The lock record of the process training ``run_dir`` now, if that process runs on this host and lives
+    (a lock held on another host, e.g. by a cluster job, is for the scheduler to report)."""
+    try:
+        holder = json.loads((Path(run_dir) / LOCK_FILE).read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or holder.get("host") != socket.gethostname() or not _alive(holder.get("pid")):
+        return None
+    return holder
+
+
 def _holder(fd: int) -> dict[str, Any]:
     try:
         data = json.loads(os.pread(fd, 4096, 0) or b"{}")
