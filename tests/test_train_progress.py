@@ -37,6 +37,17 @@ def test_eta_weighs_steps_by_their_cost() -> None:
     assert progress.done(20) == 1.0 and progress.eta_s(20) == 0.0
 
 
+def test_once_a_stage_has_timed_steps_its_own_rate_counts() -> None:
+    """A small B uses the device less well than its FLOPs say: the second stage's rate, not the first's, predicts
+    the rest."""
+    clock = Clock()
+    progress = PlanProgress(TWO_STAGES, clock=clock)
+    clock.t = 10.0
+    assert progress.eta_s(10) == pytest.approx(40.0)  # stage 2 not timed yet: the first stage's rate
+    clock.t = 14.0  # 0.4 of the compute in 4 s
+    assert progress.eta_s(15) == pytest.approx(4.0)  # over the whole run, 14 s for 0.6, it would say 9.3 s
+
+
 def test_a_resumed_run_times_only_its_own_steps() -> None:
     clock = Clock(100.0)
     progress = PlanProgress(TWO_STAGES, start_step=10, clock=clock)

@@ -6,7 +6,9 @@ size (Sec. 4, the cost model of Table 3; measured FLOPs when the run has them), 
 5.3) changes the images per step. A flat steps-per-second rate measured in an ET++ run's cheap first stage would
 promise its end far too early. Progress is therefore the compute fraction the plan reaches at a step
 (:meth:`~repro.train.schedule.StagePlan.fraction`, the curriculum's own axis), and the ETA is the time per unit of
-that fraction, measured since this process started training, times what is left.
+that fraction times what is left -- timed over the current stage once it has timed steps (a small B uses the
+device less well than its FLOPs say, so the rate of an earlier stage overstates a later one's), before that over
+what this process trained. In the first stage there is nothing better to go on, and the ETA errs long.
 
 The engine writes the latest :class:`Progress` atomically to ``progress.json`` in the run directory at every
 train record; ``repro status`` reads it (:func:`read_progress`).
@@ -51,16 +53,19 @@ class Progress:
 
 class PlanProgress:
     """Progress and ETA along a plan of stages, timed from the step this process starts at (a resumed run times
-    only its own steps)."""
+    only its own steps). Ask :meth:`eta_s` (or :meth:`at`) at each record, in order: it notes where each stage's
+    timing starts."""
 
     def __init__(self, plan: Sequence[StagePlan], start_step: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.plan = list(plan)
         self.total_steps = self.plan[-1].first_step + self.plan[-1].steps
         self._clock = clock
-        self._t0, self._done0 = clock(), self.done(start_step)
+        self._start = (clock(), self.done(start_step))
+        self._stage = (self.stage(start_step).index, *self._start)  # the stage being timed, from (time, done)
 
     def stage(self, step: float) -> StagePlan:
+        """The stage of the step after ``step`` steps (the last stage at the end)."""
         return next((p for p in self.plan if step < p.first_step + p.steps), self.plan[-1])
 
     def done(self, step: float) -> float:
@@ -70,12 +75,16 @@ class PlanProgress:
         return min(max(self.stage(step).fraction(step), 0.0), 1.0)
 
     def eta_s(self, step: float) -> float | None:
-        """Seconds left: the time per unit of compute since the start, times the compute left."""
-        done = self.done(step)
-        timed = done - self._done0
-        if timed <= 0:
+        """Seconds left after ``step`` steps: the time per unit of compute over the current stage (over all of
+        this process's steps until the stage has timed some), times the compute left."""
+        now, done = self._clock(), self.done(step)
+        index = self.stage(step).index
+        if index != self._stage[0]:
+            self._stage = (index, now, done)
+        since, done_then = self._stage[1:] if done > self._stage[2] else self._start
+        if done <= done_then:
             return None
-        return (self._clock() - self._t0) * (1.0 - done) / timed
+        return (now - since) * (1.0 - done) / (done - done_then)
 
     def at(self, step: float, stage: StagePlan | None = None, images_per_s: float | None = None) -> Progress:
         """Progress after ``step`` steps, in ``stage`` (default: the stage of the next step; the engine names the
