@@ -44,6 +44,19 @@ def test_run_then_rerun_is_idempotent(toy, tmp_path, capsys):
     assert "78.8 / **90.00**" in md and "79.6 / **90.50**" in md
 
 
+def test_each_line_says_which_run_of_how_many(toy, tmp_path, capsys):
+    runs = str(tmp_path / "runs")
+    assert main(["run", "7", "--only", "ResNet-50", "--runs", runs]) == 0
+    first = capsys.readouterr().out.splitlines()
+    assert [line.split(" [")[0] for line in first[:-1]] == [
+        "run 1 of 2: start    ResNet-50 / baseline", "run 1 of 2: done     ResNet-50 / baseline",
+        "run 2 of 2: start    ResNet-50 / etpp", "run 2 of 2: done     ResNet-50 / etpp"]
+    assert main(["run", "7", "--only", "ResNet-50", "PVT-Tiny", "--runs", runs]) == 0
+    again = [line.split(" [")[0] for line in capsys.readouterr().out.splitlines()]
+    assert again[:3] == ["run 1 of 4: skip     ResNet-50 / baseline", "run 2 of 4: skip     ResNet-50 / etpp",
+                         "run 3 of 4: start    PVT-Tiny / baseline"]  # skipped runs are counted
+
+
 def test_failures_and_interruptions(toy, tmp_path, capsys):
     runs = str(tmp_path / "runs")
     assert main(["run", "7", "--only", "DeiT-Tiny", "--runs", runs]) == 1

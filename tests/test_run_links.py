@@ -77,7 +77,7 @@ def test_run_trains_upstream_first_and_skips_dependents_of_failures(toy, tmp_pat
     runs = tmp_path / "runs"
     assert main(["run", str(manifest), "--runs", str(runs)]) == 1
     out = capsys.readouterr().out
-    blocked = [line for line in out.splitlines() if line.startswith("blocked")]
+    blocked = [line for line in out.splitlines() if line.split(": ", 1)[-1].startswith("blocked")]
     assert len(blocked) == 1 and "DeiT-Tiny / ft" in blocked[0] and "which is failed" in blocked[0]
     assert [name.split("-")[0] for name, _ in toy] == ["deit", "resnet", "transfer"]
     ft = next(runs.glob("transfer-resnet-50-*/summary.json"))

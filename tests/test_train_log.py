@@ -9,18 +9,21 @@ import pytest
 
 from repro.launch.rundir import RunDir
 from repro.train.log import MetricsLog
+from repro.train.progress import PlanProgress
+from repro.train.schedule import StagePlan
 
 
 def test_metrics_jsonl_and_plain_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     log = MetricsLog(tmp_path)
-    log.write({"kind": "train", "step": 1, "loss": 2.5, "resolution": 12}, progress=(1, 10))
+    progress = PlanProgress([StagePlan(0, 12, 0.0, 1.0, 32, 1e-3, 0, 10)]).at(1)
+    log.write({"kind": "train", "step": 1, "loss": 2.5, "resolution": 12}, progress=progress)
     log.write({"kind": "eval", "step": 1, "top1": 50.0})
     log.truncate(1)  # what a resume from a checkpoint written after the first record does
     log.close()
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x) for x in lines] == [{"kind": "train", "step": 1, "loss": 2.5, "resolution": 12}]
     out = capsys.readouterr().out  # not a TTY under pytest: plain lines, no progress bar
-    assert "[train] step=1 resolution=12 loss=2.5" in out and "[eval] step=1 top1=50" in out
+    assert "[train] step=1/10 compute=10.0% stage=1/1 B=12 loss=2.5 eta=" in out and "[eval] step=1 top1=50" in out
 
 
 @pytest.mark.slow

@@ -41,21 +41,21 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _render(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
+def _emit(header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> None:
+    """Print ``rows`` as csv, markdown or a table (rich on a terminal, aligned text otherwise)."""
+    from repro.console import print_table
+
     cells = [[f"{v:.4g}" if isinstance(v, float) and fmt != "csv" else str(v) for v in r] for r in rows]
     if fmt == "csv":
-        return "\n".join([",".join(header)] + [",".join(r) for r in cells])
-    if fmt == "md":
+        print("\n".join([",".join(header)] + [",".join(r) for r in cells]))
+    elif fmt == "md":
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
-    out = ["  ".join(h.rjust(w) if i else h.ljust(w) for i, (h, w) in enumerate(zip(header, widths, strict=True)))]
-    for r in cells:
-        out.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
-    return "\n".join(out)
+        print("\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells]))
+    else:
+        print_table(header, cells, "l" + "r" * (len(header) - 1))
 
 
-def _table7(args: argparse.Namespace) -> str:
+def _table7(args: argparse.Namespace) -> None:
     from repro.models.cost import table7
 
     rows = table7(args.accounting, args.resume_rounding)
@@ -68,19 +68,19 @@ def _table7(args: argparse.Namespace) -> str:
         for b, r in zip(body, rows, strict=True):
             b += [f"{r.paper_params_m:g}", f"{r.paper_gflops:g}", f"{100 * r.gflops_rel_dev:+.2f}",
                   f"{r.paper_speedup:.2f}", f"{r.speedup_dev:+.3f}"]
-    return _render(header, body, args.format)
+    _emit(header, body, args.format)
 
 
-def _table3(args: argparse.Namespace) -> str:
+def _table3(args: argparse.Namespace) -> None:
     from repro.models.cost import table3
 
     header = ["model", "cropping_epochs", "full_epochs", "B", "relative_cost"] + (["paper"] if args.compare else [])
     body = [[r["model"], r["cropping_epochs"], r["full_epochs"], r["B"], f"{r['relative_cost']:.3f}"]
             + ([f"{r['paper']:.2f}"] if args.compare else []) for r in table3()]
-    return _render(header, body, args.format)
+    _emit(header, body, args.format)
 
 
-def _model(args: argparse.Namespace) -> str:
+def _model(args: argparse.Namespace) -> None:
     from repro.core.budget import curriculum_compute
     from repro.core.curriculum import build, ideal_cost
     from repro.models.cost import FAMILY_PRESET, TRAIN_IMAGES, computation_speedup
@@ -97,21 +97,22 @@ def _model(args: argparse.Namespace) -> str:
     for b in sizes:
         m = measured(e.timm, b)
         body.append([b, f"{m.gflops:.4f}", f"{m.macs / ref.macs:.4f}", f"{ideal_cost(curriculum.final_size)(b):.4f}"])
-    table = _render(["B", "gflops", "relative_cost", "ideal_relative_cost"], body, args.format)
+    header = ["B", "gflops", "relative_cost", "ideal_relative_cost"]
+    if args.format != "table":
+        _emit(header, body, args.format)
+        return
     real = curriculum_compute(curriculum, cost)
     baseline = 300.0
-    lines = [
-        f"{e.paper} ({e.timm}): {ref.params_m:.2f}M parameters, {ref.gflops:.3f} GFLOPs at {curriculum.final_size}^2",
-        table,
-        f"schedule {name}: {curriculum.real_epochs:.1f} real epochs, {curriculum.equivalent_epochs:.2f} equivalent "
-        f"epochs (ideal cost), {real:.2f} equivalent epochs in measured FLOPs "
-        f"= {real * ref.macs * TRAIN_IMAGES['imagenet-1k'] / 1e18:.3f} EFLOPs (MACs, forward) on IN-1K; "
-        f"speedup vs {baseline:g} baseline epochs {baseline / real:.3f}x",
-        f"Table 7 accounting ({args.accounting}"
-        + (f", resume {args.resume_rounding}" if args.accounting == "official" else "")
-        + f"): {computation_speedup(e.timm, args.accounting, resume=args.resume_rounding):.3f}x",
-    ]
-    return "\n".join(lines) if args.format == "table" else table
+    print(f"{e.paper} ({e.timm}): {ref.params_m:.2f}M parameters, {ref.gflops:.3f} GFLOPs at "
+          f"{curriculum.final_size}^2")
+    _emit(header, body, args.format)
+    print(f"schedule {name}: {curriculum.real_epochs:.1f} real epochs, {curriculum.equivalent_epochs:.2f} equivalent "
+          f"epochs (ideal cost), {real:.2f} equivalent epochs in measured FLOPs "
+          f"= {real * ref.macs * TRAIN_IMAGES['imagenet-1k'] / 1e18:.3f} EFLOPs (MACs, forward) on IN-1K; "
+          f"speedup vs {baseline:g} baseline epochs {baseline / real:.3f}x")
+    print(f"Table 7 accounting ({args.accounting}"
+          + (f", resume {args.resume_rounding}" if args.accounting == "official" else "")
+          + f"): {computation_speedup(e.timm, args.accounting, resume=args.resume_rounding):.3f}x")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -120,9 +121,9 @@ def run(args: argparse.Namespace) -> int:
     warnings.filterwarnings("ignore", category=UserWarning)
     target = args.target.lower()
     if target == "table7":
-        print(_table7(args))
+        _table7(args)
     elif target == "table3":
-        print(_table3(args))
+        _table3(args)
     else:
-        print(_model(args))
+        _model(args)
     return 0

@@ -36,19 +36,17 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
-def _table(curriculum: Curriculum, description: str, source: str) -> str:
-    lines = [
-        f"{curriculum.name}: {description} ({source})",
-        f"final size {curriculum.final_size}, {curriculum.equivalent_epochs:g} equivalent epochs "
-        f"({curriculum.real_epochs:.1f} real epochs), m and LR defined on {curriculum.axis}",
-        "",
-        f"{'stage':>5}  {'compute':>15}  {'B':>4}  {'RandAug m':>11}  {'epochs':>8}",
-    ]
+def _print_table(curriculum: Curriculum, description: str, source: str) -> None:
+    from repro.console import print_table
+
+    print(f"{curriculum.name}: {description} ({source})")
+    print(f"final size {curriculum.final_size}, {curriculum.equivalent_epochs:g} equivalent epochs "
+          f"({curriculum.real_epochs:.1f} real epochs), m and LR defined on {curriculum.axis}\n")
+    rows = []
     for i, s in enumerate(curriculum.stages, 1):
-        span = f"{100 * s.start:.1f}%-{100 * s.end:.1f}%"
         mag = f"{s.m_start:g}" if s.m_start == s.m_end else f"{s.m_start:.2f}->{s.m_end:.2f}"
-        lines.append(f"{i:>5}  {span:>15}  {s.resolution:>4}  {mag:>11}  {s.epochs:>8.2f}")
-    return "\n".join(lines)
+        rows.append([str(i), f"{100 * s.start:.1f}%-{100 * s.end:.1f}%", str(s.resolution), mag, f"{s.epochs:.2f}"])
+    print_table(["stage", "compute", "B", "RandAug m", "epochs"], rows, "rrrrr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
         out = curriculum.to_dict() | {"description": spec.description, "source": spec.source}
         print(json.dumps(out, indent=2))
     else:
-        print(_table(curriculum, spec.description, spec.source))
+        _print_table(curriculum, spec.description, spec.source)
     return 0

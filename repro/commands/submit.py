@@ -41,8 +41,10 @@ def add_parser(subparsers: Any) -> None:
 
     s = subparsers.add_parser(
         "status",
-        help="where each run of a manifest stands (pending/queued/running/preempted/failed/finished)",
-        description="Per run: state from its run directory and the scheduler; failed runs show their log tail.",
+        help="where each run of a manifest stands (pending/queued/running/preempted/failed/finished, step, ETA)",
+        description="Per run: state from its run directory and the scheduler (a run trained now by a process on "
+        "this host is running), step k/N and share of the compute done from its progress.json, the ETA while it "
+        "trains; failed runs show their log tail. A table on a terminal, aligned plain text otherwise.",
     )
     _manifest_args(s)
     s.add_argument("--log-lines", type=int, default=5, help="log lines shown for failed runs (default 5)")
@@ -260,8 +262,11 @@ def _wait(dirs: list[Path], poll: float) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    import time
+
+    from repro.console import aligned, on_terminal, print_table
     from repro.launch.job import run_statuses
-    from repro.launch.rundir import RunDir
+    from repro.launch.rundir import RunDir, live_holder
     from repro.tasks import task_for
 
     manifest, runs = _run_dirs(args)
@@ -270,9 +275,16 @@ def run_status(args: argparse.Namespace) -> int:
     statuses = run_statuses(dirs, log_lines=args.log_lines)
     state_of = {r.run_id: st.state for r, st in zip(runs, statuses, strict=True)}
     counts: dict[str, int] = {}
+    rows: list[list[str]] = []
+    tails: list[str] = []
+    now = time.time()
     for r, d, st in zip(runs, dirs, statuses, strict=True):
         state, detail = st.state, st.detail
-        if state == "pending" and RunDir(d).state() in ("partial", "corrupt"):
+        holder = live_holder(d) if state == "pending" else None
+        if holder is not None:  # trained right now by a process on this host (repro run)
+            state, detail = "running", f"pid {holder.get('pid')}" + (f" ({holder['command']})"
+                                                                     if holder.get("command") else "")
+        elif state == "pending" and RunDir(d).state() in ("partial", "corrupt"):
             state = "partial"  # started locally (repro run) and interrupted
         if state in ("pending", "partial"):
             task, why = task_for(r.config)
@@ -281,11 +293,39 @@ def run_status(args: argparse.Namespace) -> int:
         if state in ("pending", "queued") and r.upstream is not None and state_of[r.upstream] != "finished":
             detail = f"waiting for {r.upstream}" + (f" ({detail})" if detail else "")
         counts[state] = counts.get(state, 0) + 1
-        extra = f" job {st.job_id}" if st.job_id else ""
-        extra += f" [{st.scheduler_state}]" if st.scheduler_state else ""
-        extra += f": {detail}" if detail else ""
-        print(f"{state:<10} {r.row} / {r.key} {r.run_id}{extra}")
-        if state == "failed" and st.log_tail:
-            print("           " + st.log_tail.replace("\n", "\n           "))
+        job = (f"job {st.job_id}" if st.job_id else "") + (f" [{st.scheduler_state}]" if st.scheduler_state else "")
+        rows.append([state, f"{r.row} / {r.key}", *_progress_cells(state, d, now), r.run_id,
+                     ": ".join(x for x in (job.strip(), detail) if x)])
+        tails.append(st.log_tail if state == "failed" else "")
+    header = ["state", "run", "step", "compute", "eta", "updated", "run id", "detail"]
+    align = "llrrrrll"
+    if on_terminal():
+        print_table(header, rows, align)
+        for row, tail in zip(rows, tails, strict=True):
+            if tail:
+                print(f"{row[1]} ({row[6]}), last log lines:\n  " + tail.replace("\n", "\n  "))
+    else:
+        lines = aligned(header, rows, align)
+        print(lines[0])
+        for line, tail in zip(lines[1:], tails, strict=True):
+            print(line)
+            if tail:
+                print("           " + tail.replace("\n", "\n           "))
     print(f"table {manifest.table} ({args.profile}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     return 0
+
+
+def _progress_cells(state: str, run_dir: Path, now: float) -> list[str]:
+    """Step k/N, share of the compute done, ETA (while it trains) and the age of the run's last progress record
+    (``progress.json``, written by the engine at each train record); ``-`` where there is none."""
+    from repro.launch.rundir import run_info
+    from repro.train.progress import format_duration, read_progress
+
+    p = read_progress(run_dir)
+    if state == "finished":
+        steps = p.total_steps if p else (run_info(run_dir).summary or {}).get("steps")
+        return [f"{steps}/{steps}" if steps else "-", "100.0%", "-", "-"]
+    if p is None:
+        return ["-"] * 4
+    eta = format_duration(p.remaining_s(now)) if state == "running" else "-"
+    return [f"{p.step}/{p.total_steps}", f"{100 * p.done:.1f}%", eta, f"{format_duration(now - p.time)} ago"]

@@ -10,6 +10,7 @@ set-up, e.g. no data set): it stops the loop with its one line, since every late
 
 from __future__ import annotations
 
+import functools
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,14 +30,19 @@ class Outcome:
 
 
 def run_locally(
-    runs: list[ResolvedRun], root: str | Path = "runs", log: Callable[[str], None] = print
+    runs: list[ResolvedRun], root: str | Path = "runs", log: Callable[[str], None] | None = None
 ) -> list[Outcome]:
+    """Each line says which run of how many it is about (``run 3 of 12: start ...``), skipped ones counted."""
+    log = log or functools.partial(print, flush=True)  # in order with the trainer's lines in a log file
+    distinct: dict[str, ResolvedRun] = {}
+    for run in runs:
+        distinct.setdefault(run.run_id, run)  # the same run asked for twice (shared baselines) runs once
     outcomes: list[Outcome] = []
     done: dict[str, Outcome] = {}  # run id -> its outcome; resolve lists a run's upstream before it
-    for run in runs:
-        if run.run_id in done:  # the same run asked for twice (shared baselines)
-            continue
-        outcome = _one(run, RunDir(Path(root) / run.run_id), done, log)
+    n = len(distinct)
+    for k, run in enumerate(distinct.values(), 1):
+        tag = f"run {k:>{len(str(n))}} of {n}: "
+        outcome = _one(run, RunDir(Path(root) / run.run_id), done, lambda line, tag=tag: log(tag + line))
         done[run.run_id] = outcome
         outcomes.append(outcome)
     return outcomes

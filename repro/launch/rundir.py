@@ -2,7 +2,8 @@
 
 ``runs/<run_id>/`` holds ``config.json`` (the resolved configuration, whose hash is in the run id),
 ``environment.json`` (git SHA, package versions, host, one entry per start), the trainer's checkpoints,
-``metrics.jsonl`` and, once finished, ``summary.json``. Every JSON file is written atomically.
+``metrics.jsonl``, ``progress.json`` (step, share of the compute done and ETA at the last train record:
+:mod:`repro.train.progress`) and, once finished, ``summary.json``. Every JSON file is written atomically.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import IO, Any, Literal
 from repro.errors import UserError
 
 WANDB_GROUP_FILE = "wandb_group.txt"
+PROGRESS_FILE = "progress.json"
 LOCK_FILE = ".lock"
 PACKAGES = ("repro", "torch", "torchvision", "timm", "numpy", "pillow", "submitit", "pandas", "pydantic", "wandb")
 RunState = Literal["new", "partial", "corrupt", "finished"]
@@ -229,6 +231,18 @@ class RunLock:
             os.ftruncate(fd, 0)  # a free lock names no holder
         finally:
             os.close(fd)  # releases the flock
+
+
+def live_holder(run_dir: str | Path) -> dict[str, Any] | None:
+    """The lock record of the process training ``run_dir`` now, if that process runs on this host and lives
+    (a lock held on another host, e.g. by a cluster job, is for the scheduler to report)."""
+    try:
+        holder = json.loads((Path(run_dir) / LOCK_FILE).read_text() or "{}")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(holder, dict) or holder.get("host") != socket.gethostname() or not _alive(holder.get("pid")):
+        return None
+    return holder
 
 
 def _holder(fd: int) -> dict[str, Any]:

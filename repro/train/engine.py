@@ -63,6 +63,7 @@ from repro.train.config import ConfigError, TrainConfig
 from repro.train.distributed import Dist, init_distributed, process_rank
 from repro.train.log import MetricsLog
 from repro.train.model import build_model, set_input_size
+from repro.train.progress import PlanProgress
 from repro.train.schedule import StagePlan, StepSchedule
 from repro.train.timing import TrainClock
 
@@ -708,6 +709,7 @@ class Trainer:
         if abs(run / planned - 1) > 0.01:
             self.log.info(f"whole steps per stage: {run:.4g} equivalent epochs for the {planned:.4g} planned")
         criterion = _criterion(self.cfg, self.mixup is not None)
+        progress = PlanProgress(self.plan, self.nominal_step())  # the ETA times this process's steps only
         last_save = time.monotonic()
         eval_every = self.cfg.eval_every_epochs
         while self.nominal_step() < self.total_steps:
@@ -752,13 +754,12 @@ class Trainer:
                 now = self.nominal_step()
                 f = stage.fraction(now)
                 if self.step % self.cfg.log_every_steps == 0 or now >= self.total_steps:
-                    dt = time.perf_counter() - t_log
+                    rate = n_log * self.dist.world / max(time.perf_counter() - t_log, 1e-9)
                     self.log.write({"kind": "train", "step": self.step, "epoch": round(self.curriculum.epoch_at(f), 6),
                                     "fraction": f, "stage": stage.index + 1, "resolution": stage.resolution,
                                     "magnitude": self.schedule.magnitude_at(f_prev), "lr": lr, "loss": loss,
-                                    "images_per_s": n_log * self.dist.world / max(dt, 1e-9),
-                                    "wall_time_s": self.clock.wall_s, "cpu_time_s": self.clock.cpu_s},
-                                   progress=(min(round(now), self.total_steps), self.total_steps))
+                                    "images_per_s": rate, "wall_time_s": self.clock.wall_s,
+                                    "cpu_time_s": self.clock.cpu_s}, progress=progress.at(now, stage, rate))
                     t_log, n_log = time.perf_counter(), 0
                 e_prev, e_now = self.curriculum.epoch_at(f_prev), self.curriculum.epoch_at(f)
                 for epoch in self.cfg.snapshot_epochs:  # weights kept for later evaluation (Table 1)

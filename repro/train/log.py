@@ -1,6 +1,13 @@
-"""metrics.jsonl (one JSON object per line), console output (rich progress on a TTY, plain lines otherwise)
-and an optional wandb mirror (offline by default; its run id is kept in the run directory so a resumed run
-continues the same wandb run). No wandb problem may stop a run."""
+"""metrics.jsonl (one JSON object per line), progress.json (:mod:`repro.train.progress`), console output and an
+optional wandb mirror (offline by default; its run id is kept in the run directory so a resumed run continues the
+same wandb run). No wandb problem may stop a run.
+
+On a terminal training shows a rich progress bar; elsewhere (a SLURM log, a pipe) plain lines such as ::
+
+    [train] step=120/4000 compute=2.1% stage=1/3 B=96 epoch=0.9 lr=0.0004 loss=2.317 images_per_s=1234 eta=1h02m
+
+at most one per ``plain_every_s`` seconds (the first record, each stage's first and the last always): ``compute``
+is the share of the planned compute done, on which the ETA rests (a curriculum's steps differ in cost)."""
 
 from __future__ import annotations
 
@@ -14,16 +21,22 @@ from pathlib import Path
 from typing import Any
 
 from repro.launch.rundir import WANDB_GROUP_FILE
+from repro.train.progress import Progress, format_duration, write_progress
+
+PLAIN_EVERY_S = 30.0
 
 
 class MetricsLog:
     def __init__(self, out: Path, enabled: bool = True, wandb: bool = False, config: dict[str, Any] | None = None,
-                 project: str = "repro", group: str | None = None) -> None:
+                 project: str = "repro", group: str | None = None, plain_every_s: float = PLAIN_EVERY_S) -> None:
+        self.out = out
         self.path = out / "metrics.jsonl"
         self.enabled = enabled
         self.lines = self._count()
         self.tty = sys.stdout.isatty() and enabled
-        self._progress: Any = None
+        self._bar: Any = None
+        self.plain_every_s = plain_every_s
+        self._last_plain: tuple[float, int] | None = None  # monotonic time and stage of the last plain train line
         self._wandb: Any = None
         if wandb and enabled:
             self._wandb = _start_wandb(out, config or {}, project, group, self.warn)
@@ -51,7 +64,7 @@ class MetricsLog:
         self.lines = 0
         return kept
 
-    def write(self, record: dict[str, Any], progress: tuple[int, int] | None = None) -> None:
+    def write(self, record: dict[str, Any], progress: Progress | None = None) -> None:
         if not self.enabled:
             return
         with self.path.open("a") as f:
@@ -64,25 +77,44 @@ class MetricsLog:
             except Exception as err:  # noqa: BLE001 - never fail a run for wandb
                 self.warn(f"wandb: {err}")
                 self._wandb = None
-        if record.get("kind") == "train" and progress is not None and self.tty:
-            self._show_progress(record, progress)
-        else:
+        if record.get("kind") != "train" or progress is None:
             keys = ("step", "epoch", "stage", "resolution", "lr", "loss", "images_per_s", "top1", "top5")
-            text = " ".join(f"{k}={_fmt(record[k])}" for k in keys if k in record)
-            print(f"[{record.get('kind')}] {text}", flush=True)
+            print(f"[{record.get('kind')}] " + " ".join(f"{k}={_fmt(record[k])}" for k in keys if k in record),
+                  flush=True)
+            return
+        write_progress(self.out, progress)
+        if self.tty and self._show_bar(record, progress):
+            return
+        if self._plain_due(progress):
+            print(train_line(record, progress), flush=True)
 
-    def _show_progress(self, record: dict[str, Any], progress: tuple[int, int]) -> None:
+    def _plain_due(self, progress: Progress) -> bool:
+        now, last = time.monotonic(), self._last_plain
+        due = (last is None or progress.stage != last[1] or progress.step >= progress.total_steps
+               or now - last[0] >= self.plain_every_s)
+        if due:
+            self._last_plain = (now, progress.stage)
+        return due
+
+    def _show_bar(self, record: dict[str, Any], progress: Progress) -> bool:
         try:
-            from rich.progress import Progress
+            from rich.progress import BarColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
 
-            if self._progress is None:
-                self._progress = Progress(transient=True)
-                self._progress.start()
-                self._task = self._progress.add_task("training", total=progress[1])
-            desc = f"stage {record['stage']} B={record['resolution']} loss {record['loss']:.3f}"
-            self._progress.update(self._task, completed=progress[0], description=desc)
-        except Exception:  # noqa: BLE001
+            if self._bar is None:
+                self._bar = Bar(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                                TextColumn("step {task.fields[step]}"), TextColumn("eta {task.fields[eta]}"),
+                                TimeElapsedColumn(), transient=True)
+                self._bar.start()
+                self._task = self._bar.add_task("training", total=1.0, step="", eta="?")
+            self._bar.update(self._task, completed=progress.done, step=f"{progress.step}/{progress.total_steps}",
+                             eta=format_duration(progress.eta_s),
+                             description=f"stage {progress.stage}/{progress.stages} B={progress.resolution} "
+                             f"loss {record['loss']:.3f}")
+            return True
+        except Exception:  # noqa: BLE001 - a broken terminal falls back to plain lines
             self.tty = False
+            return False
 
     def info(self, message: str) -> None:
         if self.enabled:
@@ -92,8 +124,8 @@ class MetricsLog:
         print(f"[repro] warning: {message}", file=sys.stderr, flush=True)
 
     def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
+        if self._bar is not None:
+            self._bar.stop()
         if self._wandb is not None:
             with contextlib.suppress(Exception):
                 self._wandb.finish()
@@ -101,6 +133,14 @@ class MetricsLog:
 
 def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def train_line(record: dict[str, Any], progress: Progress) -> str:
+    """The plain log line of a train record (see the module docstring)."""
+    head = (f"step={progress.step}/{progress.total_steps} compute={100 * progress.done:.1f}% "
+            f"stage={progress.stage}/{progress.stages} B={progress.resolution}")
+    rest = " ".join(f"{k}={_fmt(record[k])}" for k in ("epoch", "lr", "loss", "images_per_s") if k in record)
+    return f"[train] {head} {rest} eta={format_duration(progress.eta_s)}"
 
 
 def _start_wandb(out: Path, config: dict[str, Any], project: str, group: str | None, warn: Any) -> Any:

@@ -53,7 +53,7 @@ class StagePlan:
     first_step: int
     steps: int
 
-    def fraction(self, step: int) -> float:
+    def fraction(self, step: float) -> float:
         return self.start + (self.end - self.start) * (step - self.first_step) / self.steps
 
 
