@@ -196,7 +196,9 @@ def packages(lock: Path = LOCK) -> Check:
             continue
         name, _, version = spec.strip().partition("==")
         pins[canonicalize_name(name)] = version.strip()
-    installed = {canonicalize_name(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    installed: dict[str, str] = {}
+    for d in metadata.distributions():  # the first on sys.path wins, as for imports (vendored copies come later)
+        installed.setdefault(canonicalize_name(d.metadata["Name"]), d.version)
     wrong = [f"{n} {installed.get(n, 'missing')} (lock {v})" for n, v in sorted(pins.items())
              if installed.get(n) != v]
     if wrong:
