@@ -192,8 +192,8 @@ def evaluate(claims: ClaimsFile, runs: pd.DataFrame, cost: Any = None) -> list[V
     frames: dict[int, pd.DataFrame] = {}
     verdicts = []
     for claim in claims.claims:
-        blocked = next(((r, why) for r in needed_runs(claim, claims.profile)
-                        for task, why in [task_for(r.config)] if task is None), None)
+        runs_needed = needed_runs(claim, claims.profile)
+        blocked = next(((r, why) for r in runs_needed for task, why in [task_for(r.config)] if task is None), None)
         if blocked is not None:
             verdicts.append(Verdict(claim, "not runnable yet", f"{blocked[0].row} / {blocked[0].key}: {blocked[1]}"))
             continue
@@ -211,7 +211,7 @@ def evaluate(claims: ClaimsFile, runs: pd.DataFrame, cost: Any = None) -> list[V
             first = next(c for c in checks if c.verdict.startswith("missing"))
             detail = first.verdict if claim.core else (
                 f"not in make claims' set; `repro claims --run --only {claim.id}` trains its "
-                f"{len({r.run_id for r in needed_runs(claim, claims.profile)})} runs")
+                f"{len({r.run_id for r in runs_needed})} runs")
             verdicts.append(Verdict(claim, "not run", detail, checks))
             continue
         kinds = {c.verdict for c in checks}
