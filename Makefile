@@ -101,7 +101,7 @@ claims: setup data
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
 
-# --- Local single-node SLURM (issue 7): slurm/local/up.sh and down.sh need root; state in $REPRO_SLURM_DIR. ----
+# --- Local single-node SLURM: slurm/local/up.sh and down.sh need root; state in $REPRO_SLURM_DIR. ----
 .PHONY: slurm-up slurm-down test-slurm
 
 slurm-up:
@@ -117,7 +117,7 @@ test-slurm: setup
 	@status=0; $(PY) -m pytest -m slurm -q -p no:cacheprovider || status=$$?; \
 	  slurm/local/down.sh; exit $$status
 
-# --- Benchmark (issue 4): baseline vs EfficientTrain++ on the Fashion-MNIST proxy, CPU, a few minutes. -------------
+# --- Benchmark: baseline vs EfficientTrain++ on the Fashion-MNIST proxy, CPU, a few minutes. -------------
 .PHONY: bench
 bench: setup
 	$(PY) -m repro bench speedup --format json

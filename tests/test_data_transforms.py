@@ -1,4 +1,4 @@
-"""Data sets and the curriculum-aware transforms (issue 4, point 1): B and m reach persistent workers."""
+"""Data sets and the curriculum-aware transforms: B and m reach persistent workers."""
 
 from __future__ import annotations
 

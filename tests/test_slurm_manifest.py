@@ -1,4 +1,4 @@
-"""Issue 7, point 6 on the local SLURM: a manifest submitted as one array trains real tiny models through the
+"""On the local SLURM: a manifest submitted as one array trains real tiny models through the
 engine, finishes, renders, and a second submission submits nothing.
 
 The manifest is Table 7's, copied next to a ``profiles/smoke.yaml`` that shrinks the shared smoke profile to a

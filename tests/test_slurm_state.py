@@ -41,7 +41,7 @@ def _scancel(job_id: str) -> None:
 
 
 def test_sacct_fails_without_accounting() -> None:
-    """The premise: the local cluster has no slurmdbd, like the clusters point 4 of issue 7 is about."""
+    """The premise: the local cluster has no slurmdbd, like many production clusters."""
     assert not slurm_state.sacct_available()
 
 

@@ -1,4 +1,4 @@
-"""Issue 7, point 6, with the real engine on the local SLURM: a tiny ET++ run preempted with
+"""The real engine on the local SLURM: a tiny ET++ run preempted with
 `scancel --signal=USR2` mid-training checkpoints at the next step boundary, is requeued, resumes, and ends with
 exactly the metrics of an unpreempted run."""
 

@@ -1,4 +1,4 @@
-"""Checkpoint files (issue 4, point 2): atomic writes, newest-loadable resume, per-rank replay state under DDP."""
+"""Checkpoint files: atomic writes, newest-loadable resume, per-rank replay state under DDP."""
 
 from __future__ import annotations
 

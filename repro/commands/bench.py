@@ -16,7 +16,7 @@ bicubic resize to the same B. It prints JSON::
     transform_cost_ratio    the same ratio for the whole per-sample train transform (crop, RandAug, reduction,
                             normalisation, erasing)
 
-and writes it to ``results/bench/speedup.json`` (``--write``). Targets stated in issue 4 (reported, not asserted):
+and writes it to ``results/bench/speedup.json`` (``--write``). Targets (reported, not asserted):
 walltime / computation speedup >= 0.95, stage switch <= 1 s, down-sampling cost ratio <= 1.2, ET++ top-1 within
 0.5 pt of the baseline at ~1.5x less compute. On a shared 2-core machine the wall times are noisy.
 """

@@ -1,4 +1,4 @@
-"""Preemption protocol between the launcher and the training loop (issue 7, point 3).
+"""Preemption protocol between the launcher and the training loop.
 
 SLURM announces preemption and time limits with ``USR2`` (submitit's ``--signal=USR2@90``). The signal can arrive
 in the middle of a step; checkpointing there would save a half-updated state. So the launcher

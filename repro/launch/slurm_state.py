@@ -1,4 +1,4 @@
-"""Job state without accounting (issue 7, point 4).
+"""Job state without accounting.
 
 submitit asks ``sacct`` for job states. Many small and test clusters run without slurmdbd
 (``AccountingStorageType=accounting_storage/none``), where ``sacct`` exits non-zero; submitit then logs a warning,

@@ -296,7 +296,7 @@ def training_macs(config: dict[str, Any]) -> float | None:
 
 
 def budget_cost_fn(model: str) -> Callable[[int], float]:
-    """The trainer's hook (item 4 of issue 5): per-image MACs at input size B for ``Trainer(cost_fn=...)``."""
+    """The trainer's hook: per-image MACs at input size B for ``Trainer(cost_fn=...)``."""
     from repro.models.flops import cost_fn
 
     return cost_fn(model)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real single-node SLURM for tests and demos (issue 7, point 5): munged + slurmctld + slurmd on this machine.
+# A real single-node SLURM for tests and demos: munged + slurmctld + slurmd on this machine.
 #
 #   sudo slurm/local/up.sh            # state, config and logs under $REPRO_SLURM_DIR (default /tmp/repro-slurm)
 #   export SLURM_CONF=/tmp/repro-slurm/slurm.conf   # only needed when /etc/slurm/slurm.conf belongs to someone else
