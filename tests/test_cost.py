@@ -162,3 +162,16 @@ def test_speedup_cells_follow_the_rows_method_and_schedule() -> None:
     assert baselines and all(v == 1.0 for v in baselines)
     assert lookup("DeiT-Tiny", "computation_speedup", {"method": "efficienttrain", "epochs": 300}) == pytest.approx(
         300 / build("et", epochs=300, cost=cost_fn("DeiT-Tiny")).equivalent_epochs)
+
+
+def test_cost_model_doc_shows_the_real_output() -> None:
+    """docs/cost-model.md's comparison table is what `repro cost table7 --compare --format md` prints."""
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "cost-model.md").read_text()
+    marker = "<!-- repro cost table7 --compare --format md: "
+    shown = doc.split(marker + "begin -->")[1].split(marker + "end -->")[0].strip()
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["cost", "table7", "--compare", "--format", "md"]) == 0
+    assert shown == out.getvalue().strip()
