@@ -67,11 +67,3 @@ def test_two_final_phases_conflict(monkeypatch) -> None:
         check_names(["fixres", "other-phase"])
     assert [c.name for c in check_names(["other-phase", "infobatch"])] == ["other-phase", "infobatch"]
 
-
-def test_manifests_may_name_methods_not_implemented_yet(monkeypatch: pytest.MonkeyPatch) -> None:
-    import repro.methods as methods
-
-    monkeypatch.setitem(methods.NOT_IMPLEMENTED, "future-method", "Table 99: a stand-in")  # every paper method runs
-    assert [c.name for c in check_names(["future-method", "infobatch"], allow_not_implemented=True)] == ["infobatch"]
-    with pytest.raises(UserError, match="'future-method' \\(Table 99: a stand-in\\) is not implemented yet"):
-        check_names("future-method")

@@ -323,9 +323,9 @@ def load_base(name: str, directory: Path = EXPERIMENTS_DIR / "base") -> BaseConf
         raise UserError(_format_error(path, err)) from None
 
 
-# Settings the paper's runs use that no runner implements yet (their runs are reported by name, never trained
-# without them): a manifest may name them, anything else must be a training setting. Name -> what it is.
-NOT_IMPLEMENTED_SETTINGS: dict[str, str] = {
+# Settings that say how a trained run is evaluated (repro.results.evaluators), not how it trains: a manifest may
+# name them besides the training settings. Name -> what it is.
+EVALUATION_SETTINGS: dict[str, str] = {
     "eval_filter": "Table 1: evaluate on low- or high-pass filtered inputs",
     "eval_filter_radius": "Table 1: the evaluation filter's radius",
     "eval_epoch": "Table 1: evaluate the checkpoint of this epoch",
@@ -374,9 +374,9 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
                             f"Table 7 model (repro cost table7), one of experiments/base/{spec.task}.yaml's models "
                             "or a timm name") from None
     try:
-        check_names(spec.method, allow_not_implemented=True)
+        check_names(spec.method)
     except UserError as err:
-        raise UserError(f"{where('method')}: {err} (the paper's others: repro.methods.NOT_IMPLEMENTED)") from None
+        raise UserError(f"{where('method')}: {err}") from None
     if spec.schedule is not None:
         try:
             schedule_setting(spec.schedule)
@@ -386,14 +386,14 @@ def _check_run(path: Path, loc: str, row: str, spec: RunSpec, bases: dict[str, B
 
 
 def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: type[BaseModel], row: str = "") -> None:
-    """Override keys are training settings (``TrainConfig``'s fields, timm flag names) or settings the paper uses
-    that are not implemented yet; values must have the setting's type. A field of the run or profile itself
+    """Override keys are training settings (``TrainConfig``'s fields, timm flag names) or evaluation settings;
+    values must have the setting's type. A field of the run or profile itself
     (``epochs``, ``dataset``...) is set there: the resolver would replace it."""
     from repro.methods.frequency_studies import ALL_SETTINGS as STUDY_SETTINGS
     from repro.train.config import RESOLVED_ONLY, TrainConfig
 
     fields = TrainConfig.model_fields
-    known = (set(fields) | RESOLVED_ONLY | set(NOT_IMPLEMENTED_SETTINGS) | set(STUDY_SETTINGS) | set(TASK_SETTINGS)
+    known = (set(fields) | RESOLVED_ONLY | set(EVALUATION_SETTINGS) | set(STUDY_SETTINGS) | set(TASK_SETTINGS)
              | {"search"})
     kind = "run" if owner is RunSpec else "profile"
     for key, value in overrides.items():

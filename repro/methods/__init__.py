@@ -39,8 +39,7 @@ Hook points (class attributes and methods of :class:`Method`; ``trainer`` is the
   over the data, which the engine counts in the training time).
 
 Combinations with a conflict (two methods setting the same exclusive hook) are refused with one line naming
-both. Methods the paper reports that no file implements yet are listed in :data:`NOT_IMPLEMENTED`: a manifest
-may name them (``repro run`` reports their runs as having no runner); any other name is a mistake.
+both.
 """
 
 from __future__ import annotations
@@ -118,9 +117,6 @@ def register(cls: type[Method]) -> type[Method]:
     return cls
 
 
-# The other methods the paper's tables report, not implemented yet. Name -> where the paper reports it.
-NOT_IMPLEMENTED: dict[str, str] = {
-}
 
 # hook points of which a list may set only one (the others compose: weights multiply, hooks run in order)
 EXCLUSIVE = {"schedule": "the curriculum", "frequency_op": "the frequency operation",
@@ -142,9 +138,8 @@ def _sets(cls: type[Method], hook: str) -> bool:
     return getattr(cls, hook) is not getattr(Method, hook)
 
 
-def check_names(method: str | Sequence[str], *, allow_not_implemented: bool = False) -> list[type[Method]]:
-    """The method classes of a list, refusing unknown names, repeats and conflicting combinations (one line).
-    With ``allow_not_implemented`` (manifest checks), names of :data:`NOT_IMPLEMENTED` pass and are skipped."""
+def check_names(method: str | Sequence[str]) -> list[type[Method]]:
+    """The method classes of a list, refusing unknown names, repeats and conflicting combinations (one line)."""
     names = names_of(method)
     if not names:
         raise UserError("method: the list is empty; name at least one method, e.g. baseline")
@@ -154,13 +149,8 @@ def check_names(method: str | Sequence[str], *, allow_not_implemented: bool = Fa
     for name in names:
         if name in METHODS:
             classes.append(METHODS[name])
-        elif name in NOT_IMPLEMENTED and allow_not_implemented:
-            continue
-        elif name in NOT_IMPLEMENTED:
-            raise UserError(f"method {name!r} ({NOT_IMPLEMENTED[name]}) is not implemented yet; implemented: "
-                            f"{', '.join(METHODS)}")
         else:
-            close = difflib.get_close_matches(name, [*METHODS, *NOT_IMPLEMENTED], n=3)
+            close = difflib.get_close_matches(name, list(METHODS), n=3)
             hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
             raise UserError(f"unknown method {name!r}{hint}; implemented: {', '.join(METHODS)}")
     for hook, what in EXCLUSIVE.items():
@@ -293,7 +283,7 @@ from repro.methods import (  # noqa: E402
     smoothing_curriculum,
 )
 
-__all__ = ["METHODS", "NOT_IMPLEMENTED", "Method", "Methods", "check_names", "label", "register", "schedule_of",
+__all__ = ["METHODS", "Method", "Methods", "check_names", "label", "register", "schedule_of",
            "autoprog", "baseline", "budgeted_training", "budgeted_vit", "curriculumnet", "deit3", "dih_curriculum",
            "efficienttrain", "efficienttrain_pp", "fixres", "frequency_studies", "infobatch",
            "label_similarity_curriculum", "minimax_curriculum", "progressive_learning", "self_paced_learning",
