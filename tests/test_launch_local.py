@@ -118,15 +118,15 @@ def test_rundir_guards(tmp_path):
     assert not list(d.path.glob(".*.tmp"))
 
 
-def test_readme_lists_what_runs_today():
-    """The README's 'What runs today' table: per manifest, runs with a runner / distinct runs (smoke profile)."""
+def test_docs_list_what_runs_today():
+    """docs/tables.md's 'What runs today' table: per manifest, runs with a runner / distinct runs (smoke profile)."""
     import re
     from pathlib import Path
 
     from repro.launch.manifest import all_manifests
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    listed = {int(n): (int(a), int(b)) for n, a, b in re.findall(r"^\| (\d+) \| (\d+) / (\d+) \|", readme, re.M)}
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tables.md").read_text()
+    listed = {int(n): (int(a), int(b)) for n, a, b in re.findall(r"^\| (\d+) \| (\d+) / (\d+) \|", doc, re.M)}
     actual = {}
     for path in all_manifests():
         manifest = load_manifest(path)
