@@ -231,3 +231,18 @@ def test_train_on_an_image_folder_then_eval_elsewhere(tmp_path: Path, monkeypatc
     assert "--data-dir" in capsys.readouterr().err
     assert main(["eval", str(tmp_path / "r"), "--data-dir", str(tmp_path / "moved"), "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out)["top1"] == summary["top1"]
+
+
+def test_initial_checkpoint_starts_from_a_checkpoint_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from repro.train import checkpoint as ckpt
+
+    assert main(["train", *TINY, "--output", str(tmp_path), "--experiment", "a"]) == 0
+    newest = ckpt.checkpoints(tmp_path / "a")[0]
+    plain = tmp_path / "weights.pt"  # timm train.py's layout
+    torch.save({"state_dict": ckpt.read(newest)["model"]}, plain)
+    for name, source in (("b", newest), ("c", plain)):
+        assert main(["train", *TINY, "--num-classes", "12", "--initial-checkpoint", str(source), "--output",
+                     str(tmp_path), "--experiment", name]) == 0, capsys.readouterr().err
+        assert json.loads((tmp_path / name / "train_config.json").read_text())["init_from"] == str(source.resolve())
