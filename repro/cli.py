@@ -7,8 +7,9 @@ import difflib
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
+from repro import __version__
 from repro.errors import UserError
 
 # Subcommand name -> module implementing it (see repro/commands/__init__.py for the contract).
@@ -31,7 +32,13 @@ COMMANDS: dict[str, str] = {
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with usage errors in one line: the usage of a command with many flags is one ``--help`` away."""
+    """argparse with usage errors in one line: the usage of a command with many flags is one ``--help`` away. No
+    abbreviations (``--epoch`` silently taken for ``--epochs`` would be a trap; the error suggests the flag), in
+    every subcommand too (their parsers are of this class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -42,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="repro",
         description="Reproduce EfficientTrain++ / EfficientTrain: schedules, training, costs and paper tables.",
     )
+    parser.add_argument("--version", action="version", version=f"repro {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMANDS.values():
         importlib.import_module(module_name).add_parser(subparsers)

@@ -103,7 +103,7 @@ def test_repro_train_accepts_a_curriculum_file_and_stores_its_content(tmp_path: 
     run = tmp_path / "run"
     argv = ["train", "--model", "test_vit", "--model-kwargs", '{"patch_size": 4}', "--max-train-images", "64",
             "--max-val-images", "32", "-b", "16", "-j", "0", "--method", "efficienttrain", "--schedule", str(path),
-            "--out", str(run)]
+            "--output", str(run.parent), "--experiment", run.name]
     assert main(argv) == 0
     saved = json.loads((run / "train_config.json").read_text())
     assert saved["schedule"] == data and saved["epochs"] == 2

@@ -1,7 +1,8 @@
 """``repro eval RUN_DIR``: top-1 / top-5 of a run's newest loadable checkpoint on its validation set.
 
 The run's ``train_config.json`` rebuilds the data and the model; the model is evaluated at the final input size
-(the EMA weights too with ``--ema`` when the run kept them). Prints JSON (``--format json``) or one line.
+(the EMA weights too with ``--ema`` when the run kept them). ``--data-dir`` replaces the data root the run was
+trained with (a run trained on a cluster, evaluated elsewhere). Prints JSON (``--format json``) or one line.
 """
 
 from __future__ import annotations
@@ -25,17 +26,23 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--ema", action="store_true", help="evaluate the EMA weights as well")
     p.add_argument("--max-val-images", type=int, help="evaluate on a class-balanced subset")
     p.add_argument("--device", help="override the run's device (auto, cpu, cuda)")
+    p.add_argument("--data-dir", help="the data set's root here, instead of the one the run was trained with (train/ "
+                   "and val/ class folders; else the run's, $REPRO_DATA_<NAME> or $REPRO_DATA/<name>)")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.set_defaults(run=run)
 
 
+_FLAGS = {"data_root": "--data-dir", "max_val_images": "--max-val-images", "device": "--device"}
+
+
 def evaluate_run(run_dir: Path, checkpoint: Path | None = None, ema: bool = False,
-                 max_val_images: int | None = None, device: str | None = None) -> dict[str, Any]:
+                 max_val_images: int | None = None, device: str | None = None,
+                 data_dir: str | None = None) -> dict[str, Any]:
     import torch
 
     from repro.errors import UserError
     from repro.train import checkpoint as ckpt
-    from repro.train.config import TrainConfig
+    from repro.train.config import ConfigError, TrainConfig
     from repro.train.engine import Trainer
     from repro.train.model import set_input_size
 
@@ -44,7 +51,7 @@ def evaluate_run(run_dir: Path, checkpoint: Path | None = None, ema: bool = Fals
         raise UserError(f"{run_dir} is not a run directory of `repro train` (no train_config.json)")
     data = json.loads(config_path.read_text())
     data.update(wandb=False, **({"max_val_images": max_val_images} if max_val_images else {}),
-                **({"device": device} if device else {}))
+                **({"device": device} if device else {}), **({"data_root": data_dir} if data_dir else {}))
     cfg = TrainConfig.model_validate(data)
     if checkpoint is not None:
         state = dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
@@ -55,7 +62,12 @@ def evaluate_run(run_dir: Path, checkpoint: Path | None = None, ema: bool = Fals
             raise UserError(f"no loadable checkpoint in {run_dir}")
         state = found
     scratch = tempfile.TemporaryDirectory(prefix="repro-eval-")  # the trainer's log goes there, not to the run
-    trainer = Trainer(cfg, scratch.name)
+    try:
+        trainer = Trainer(cfg, scratch.name)
+    except ConfigError as err:  # the run's data not found here, a device this machine lacks
+        scratch.cleanup()
+        hint = "; give --data-dir DIR" if err.field in ("data_root", "dataset") and not data_dir else ""
+        raise UserError(err.render(lambda f: _FLAGS.get(f, f)) + hint) from None
     try:
         set_input_size(trainer.model, cfg.final_size)
         trainer.model.load_state_dict(state["model"])
@@ -77,7 +89,8 @@ def evaluate_run(run_dir: Path, checkpoint: Path | None = None, ema: bool = Fals
 
 def run(args: argparse.Namespace) -> int:
     with contextlib.redirect_stdout(sys.stderr):
-        result = evaluate_run(args.run_dir, args.checkpoint, args.ema, args.max_val_images, args.device)
+        result = evaluate_run(args.run_dir, args.checkpoint, args.ema, args.max_val_images, args.device,
+                              args.data_dir)
     if args.format == "json":
         json.dump(result, sys.stdout, indent=2, sort_keys=True)
         sys.stdout.write("\n")

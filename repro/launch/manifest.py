@@ -438,13 +438,32 @@ def _shared_profile(manifest: Path, profile: str, name: str) -> dict[str, Any]:
     one definition of a profile that many tables share."""
     for directory in (manifest.parent / "profiles", EXPERIMENTS_DIR / "profiles"):
         if (directory / f"{name}.yaml").is_file():
-            data = read_yaml_mapping(directory / f"{name}.yaml", "profile", "see experiments/profiles/")
-            if isinstance(data.get("stand_ins"), str):  # a set of experiments/stand_ins.yaml, shared by profiles
-                data["stand_ins"] = _stand_ins(directory / f"{name}.yaml", data["stand_ins"])
-            return data
-    known = ", ".join(sorted(p.stem for p in (EXPERIMENTS_DIR / "profiles").glob("*.yaml"))) or "none"
+            return _profile_data(directory / f"{name}.yaml")
     raise UserError(f"{manifest}: profiles.{profile}: no shared profile {name!r} (expected "
-                    f"experiments/profiles/{name}.yaml; known: {known})")
+                    f"experiments/profiles/{name}.yaml; known: {_known_profiles()})")
+
+
+def _known_profiles() -> str:
+    return ", ".join(sorted(p.stem for p in (EXPERIMENTS_DIR / "profiles").glob("*.yaml"))) or "none"
+
+
+def _profile_data(path: Path) -> dict[str, Any]:
+    data = read_yaml_mapping(path, "profile", "see experiments/profiles/")
+    if isinstance(data.get("stand_ins"), str):  # a set of experiments/stand_ins.yaml, shared by profiles
+        data["stand_ins"] = _stand_ins(path, data["stand_ins"])
+    return data
+
+
+def load_profile(name: str) -> Profile:
+    """The shared profile ``experiments/profiles/<name>.yaml``, validated (what a manifest's ``proxy: proxy``
+    names; ``repro train`` takes its Fashion-MNIST defaults from ``proxy``)."""
+    path = EXPERIMENTS_DIR / "profiles" / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(f"no shared profile {name!r} (expected {path}; known: {_known_profiles()})")
+    try:
+        return Profile.model_validate(_profile_data(path))
+    except ValidationError as err:
+        raise UserError(_format_error(path, err)) from None
 
 
 STAND_INS = EXPERIMENTS_DIR / "stand_ins.yaml"

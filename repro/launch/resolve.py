@@ -36,7 +36,7 @@ from typing import Any
 
 from repro.core.curriculum import REFERENCE_SIZE
 from repro.errors import UserError
-from repro.launch.manifest import BaseConfig, Manifest, RunSpec, load_base, schedule_setting
+from repro.launch.manifest import BaseConfig, Manifest, Profile, RunSpec, load_base, schedule_setting
 from repro.methods import label as method_label
 from repro.methods.frequency_studies import ALL_SETTINGS as STUDY_SETTINGS
 from repro.methods.frequency_studies import curriculum as study_curriculum
@@ -117,7 +117,14 @@ def resolve_config(spec: RunSpec, profile_name: str, manifest: Manifest, base: B
     if profile_name not in manifest.profiles:
         known = ", ".join(manifest.profiles) or "none"
         raise UserError(f"table {manifest.table} has no profile {profile_name!r}; profiles: {known}")
-    profile = manifest.profiles[profile_name]
+    return run_config(spec, profile_name, manifest.profiles[profile_name], base, upstream)
+
+
+def run_config(spec: RunSpec, profile_name: str, profile: Profile, base: BaseConfig,
+               upstream: str | None = None) -> dict[str, Any]:
+    """The configuration of one run of ``spec`` under ``profile`` (named ``profile_name``), whichever manifest
+    asks for it: :func:`resolve_config` of a table's run, and ``repro train``'s defaults on the Fashion-MNIST proxy
+    (the ``proxy`` profile applied to a run of the in1k base)."""
     config: dict[str, Any] = dict(base.config)
     model_defaults = dict(base.models.get(spec.model, {}))
     timm_name = model_defaults.pop("timm", None)

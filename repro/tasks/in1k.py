@@ -10,24 +10,27 @@ the ideal cost, which keeps the paper's ratios.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from repro.errors import UserError
 from repro.tasks import Task, register
-from repro.train.config import TrainConfig, from_resolved
+from repro.train.config import TrainConfig, augment_settings, resolved_settings, validate
 
 
-def _randaug(aa: str | None) -> dict[str, float]:
-    """timm's ``rand-m9-mstd0.5-inc1`` -> the engine's final magnitude and its std."""
+def _randaug(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's timm ``aa`` string (``rand-m9-mstd0.5-inc1``) as the engine's augmentation settings; an
+    ``augment`` the config sets itself (DeiT III's 3-Augment) is kept."""
+    aa = config.get("aa")
     if not aa:
         return {}
-    m = re.search(r"-m(\d+(?:\.\d+)?)", aa)
-    std = re.search(r"-mstd(\d+(?:\.\d+)?)", aa)
-    if not aa.startswith("rand") or m is None:
-        raise UserError(f"only RandAugment ('rand-m9-mstd0.5-inc1') is implemented, got {aa!r}")
-    return {"randaug_magnitude": float(m.group(1)), **({"randaug_std": float(std.group(1))} if std else {})}
+    try:
+        settings = augment_settings(str(aa))
+    except ValueError as err:
+        raise UserError(f"aa: {err}") from None
+    if config.get("augment") is not None:
+        settings.pop("augment")
+    return settings
 
 
 def _model(config: dict[str, Any]) -> dict[str, str]:
@@ -42,9 +45,15 @@ def _model(config: dict[str, Any]) -> dict[str, str]:
     return {}
 
 
+def settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings of a resolved classification config, not yet validated (``repro train`` lays its
+    flags over those of the proxy profile)."""
+    return {**resolved_settings(config), **_randaug(config), **_model(config)}
+
+
 def train_config(config: dict[str, Any]) -> TrainConfig:
     """The engine's configuration of a resolved classification config (shared by the classification tasks)."""
-    return from_resolved(config, **_randaug(config.get("aa")), **_model(config))
+    return validate(settings(config), prefix="training config: ")
 
 
 def check(config: dict[str, Any]) -> str:

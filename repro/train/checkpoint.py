@@ -81,7 +81,7 @@ def load_rank(run_dir: Path, step: int, rank: int) -> dict[str, Any]:
         return read(path)
     except Exception as err:
         raise RuntimeError(f"{path}: rank {rank}'s state for checkpoint step {step} is missing or unreadable "
-                           f"({_why(err)}); cannot resume this rank's replay buffer exactly") from err
+                           f"({why(err)}); cannot resume this rank's replay buffer exactly") from err
 
 
 def _write(path: Path, state: dict[str, Any]) -> None:
@@ -156,11 +156,12 @@ def load_latest(run_dir: Path, warn: Callable[[str], None] = print,
             return state
         except Exception as err:  # torn write, bit rot, unpickling refused, missing keys, another model
             where = f"set aside as {set_aside(path).name}; " if keep_rejected and path.exists() else ""
-            warn(f"{path}: unusable checkpoint ({_why(err)}); {where}falling back to the previous one")
+            warn(f"{path}: unusable checkpoint ({why(err)}); {where}falling back to the previous one")
     return None
 
 
-def _why(err: BaseException) -> str:
+def why(err: BaseException) -> str:
+    """The first line of why a checkpoint was refused."""
     lines = str(err).strip().splitlines()
     text = lines[0][:160] if lines else ""
     if isinstance(err, UnusableCheckpoint):

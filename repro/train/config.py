@@ -53,6 +53,8 @@ class TrainConfig(BaseModel):
     model: str = Field(description="timm model name (or a repro model-zoo name)")
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     model_variant: Literal["full", "proxy"] = "full"  # proxy: a tiny same-family model (CPU smoke profile)
+    pretrained: bool = False  # start from timm's pretrained weights of the model (timm's --pretrained)
+    num_classes: int | None = Field(default=None, gt=0)  # the classifier's outputs; None: the data set's classes
     method: str | list[str] = "baseline"  # a method or a list of them (repro.methods: names and hooks)
     # curriculum: a preset name, or a curriculum's data (a file's content: a file name given here is read, so that
     # the content, not the path, is the run's identity); default from the method
@@ -174,6 +176,19 @@ class TrainConfig(BaseModel):
             raise ValueError(str(err)) from None
         return schedule
 
+    @model_validator(mode="after")
+    def _one_initialisation(self) -> TrainConfig:
+        if self.pretrained and self.init_from is not None:
+            raise ValueError("give one initialisation: {pretrained} (timm's weights) or {init_from} FILE, not both")
+        return self
+
+    @field_validator("opt_betas")
+    @classmethod
+    def _betas(cls, betas: tuple[float, float]) -> tuple[float, float]:
+        if not all(0 <= b < 1 for b in betas):
+            raise ValueError(f"Adam's betas lie in [0, 1), got {betas[0]:g} {betas[1]:g} (Table 24: 0.9 0.999)")
+        return betas
+
     @field_validator("crop_scale")
     @classmethod
     def _area_range(cls, scale: tuple[float, float]) -> tuple[float, float]:
@@ -211,17 +226,61 @@ class TrainConfig(BaseModel):
 RESOLVED_ONLY = {"task", "profile", "timm_model", "sched", "input_size", "aa", "same_cost_as_baseline"}
 
 
-def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:
-    """A TrainConfig from a resolved manifest config (``repro.launch.resolve``); unknown settings are refused."""
+SCHEDULES = ("cosine",)  # timm's --sched values the engine implements: Table 24's warm-up + cosine
+
+
+def resolved_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The TrainConfig settings of a resolved manifest config (``repro.launch.resolve``), not yet validated;
+    unknown settings are refused."""
     known = set(TrainConfig.model_fields)
     data = {k: v for k, v in config.items() if k in known and v is not None}
     unsupported = sorted(k for k in config if k not in known and k not in RESOLVED_ONLY)
     if unsupported:
         raise UserError(f"the training engine does not implement {', '.join(unsupported)} (yet)")
-    if config.get("sched", "cosine") != "cosine":
+    if config.get("sched", "cosine") not in SCHEDULES:
         raise UserError(f"only the cosine schedule of Table 24 is implemented, got {config['sched']!r}")
-    data.update(extra)
-    return validate(data, prefix="training config: ")
+    return data
+
+
+def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:
+    """A TrainConfig from a resolved manifest config (``repro.launch.resolve``); unknown settings are refused."""
+    return validate({**resolved_settings(config), **extra}, prefix="training config: ")
+
+
+def augment_settings(aa: str) -> dict[str, Any]:
+    """timm's auto-augment string (its ``--aa``; a manifest's ``aa``) as the engine's settings, or ValueError for
+    a policy or an option the engine does not implement:
+
+    * ``rand-m9-mstd0.5-inc1``: RandAugment with final magnitude 9 (ET / ET++ raise m from 0 to it) and magnitude
+      std 0.5 (timm's default without ``mstd``: 0); the engine always draws timm's ``inc1`` operations, 2 per image;
+    * ``3a``: DeiT III's 3-Augment (timm's ``3a`` policy);
+    * ``none``: neither (crops and flips only).
+    """
+    text = aa.strip().lower()
+    if text in ("", "none"):
+        return {"augment": "none"}
+    if text == "3a":
+        return {"augment": "3augment"}
+    sections = text.split("-")
+    if sections[0] != "rand":
+        raise ValueError(f"{aa!r}: the engine implements RandAugment ('rand-m9-mstd0.5-inc1'), DeiT III's '3a' and "
+                         "'none', not timm's other policies (autoaugment, augmix)")
+    out: dict[str, Any] = {"augment": "randaug", "randaug_std": 0.0}
+    for section in sections[1:]:
+        match = re.fullmatch(r"([a-z]+)(\d+(?:\.\d+)?)", section)
+        key, value = (match[1], float(match[2])) if match else (section, None)
+        if key == "m" and value is not None:
+            out["randaug_magnitude"] = value
+        elif key == "mstd" and value is not None:
+            out["randaug_std"] = value
+        elif (key, value) in (("inc", 1.0), ("n", 2.0)):  # what the engine draws anyway
+            continue
+        else:
+            raise ValueError(f"{aa!r}: {section!r} is not implemented (the engine's RandAugment takes m<magnitude> "
+                             "and mstd<std>, with inc1 and n2 operations, e.g. rand-m9-mstd0.5-inc1)")
+    if "randaug_magnitude" not in out:
+        raise ValueError(f"{aa!r}: name the magnitude, e.g. rand-m9-mstd0.5-inc1")
+    return out
 
 
 def validate(data: dict[str, Any], name: Callable[[str], str] = str, prefix: str = "") -> TrainConfig:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from repro.train.world import local_rank, process_rank, world_size
+
+__all__ = ["Dist", "init_distributed", "process_rank", "world_size"]
+
 
 @dataclass
 class Dist:
@@ -48,26 +52,11 @@ class Dist:
             dist.destroy_process_group()
 
 
-def _env_int(*names: str, default: int) -> int:
-    for name in names:
-        if os.environ.get(name):
-            return int(os.environ[name])
-    return default
-
-
-def process_rank() -> int:
-    """This process's rank from the environment (0 when it runs alone), known before any process group exists."""
-    if _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1) <= 1:
-        return 0
-    return _env_int("RANK", "SLURM_PROCID", default=0)
-
-
 def init_distributed() -> Dist:
-    world = _env_int("WORLD_SIZE", "SLURM_NTASKS", default=1)
+    world = world_size()
     if world <= 1:
         return Dist()
-    rank = process_rank()
-    local = _env_int("LOCAL_RANK", "SLURM_LOCALID", default=0)
+    rank, local = process_rank(), local_rank()
     if not dist.is_initialized():
         if "MASTER_ADDR" not in os.environ:  # under SLURM without torchrun: submitit knows the master
             import submitit

@@ -232,7 +232,8 @@ def _takes(model: torch.nn.Module, device: torch.device, size: int) -> bool:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None) -> None:
+    def __init__(self, cfg: TrainConfig, out_dir: str | Path, *, cost_fn: Any = None,
+                 resume: str | Path | None = None) -> None:
         settings = Methods(cfg).settings(cfg)  # the methods' recipes: the effective config is the run's
         cfg = TrainConfig.model_validate({**cfg.model_dump(), **settings}) if settings else cfg
         self.methods = Methods(cfg)
@@ -266,6 +267,11 @@ class Trainer:
         except UserError as err:
             raise ConfigError("data_root" if cfg.data_root else "dataset", str(err)) from None
         self.num_classes = int(base_train.num_classes)
+        if cfg.num_classes is not None:  # timm's --num-classes: a wider classifier than the labels need is fine
+            if cfg.num_classes < self.num_classes:
+                raise ConfigError("num_classes", f"{cfg.num_classes} is below the {self.num_classes} classes of "
+                                  f"{cfg.dataset}; use at least {self.num_classes} (or leave it out)")
+            self.num_classes = cfg.num_classes
         mean, std = (FMNIST_MEAN, FMNIST_STD) if cfg.dataset == "fashion-mnist" else (IMAGENET_MEAN, IMAGENET_STD)
         self.train_set = CurriculumDataset(
             base_train,
@@ -299,7 +305,10 @@ class Trainer:
         if cfg.init_from is not None:  # a fine-tuning starts from another run's weights (before the EMA copies them)
             from repro.train.finetune import init_from_run
 
-            init_from_run(self.model, cfg.init_from, cfg.init_weights == "ema", cfg.head_init_scale)
+            try:
+                init_from_run(self.model, cfg.init_from, cfg.init_weights == "ema", cfg.head_init_scale)
+            except UserError as err:
+                raise ConfigError("init_from", str(err).removeprefix("init_from: ")) from None
         self.model = self.model.to(self.device)
         self._check_input_sizes()
         if self.device.type == "cuda" and cfg.channels_last:
@@ -326,10 +335,12 @@ class Trainer:
         self.replay = ReplayBuffer(cfg.replay_capacity, cfg.n_replay, seed=cfg.seed)
 
         # state
-        self.out.mkdir(parents=True, exist_ok=True)
         self.step = 0
         self.position = 0  # samples of the stream consumed by fresh batches
         self.clock = TrainClock(self.device)
+        self.resume = None if resume is None else Path(resume)
+        self._resume_state = None if self.resume is None else self._read_resume(self.resume)
+        self.out.mkdir(parents=True, exist_ok=True)
         self.log = MetricsLog(self.out, enabled=self.dist.is_main, wandb=cfg.wandb, config=cfg.model_dump(),
                               project=cfg.wandb_project, group=cfg.wandb_group)
         self.stage_switch_seconds: list[float] = []
@@ -673,9 +684,42 @@ class Trainer:
                 raise NonFiniteResult(f"{what} are NaN/inf after step {self.step} ({len(bad)} tensors, e.g. "
                                       f"{bad[0]!r}); lower the learning rate or set clip_grad")
 
+    def _read_resume(self, path: Path) -> dict[str, Any]:
+        """The state of the checkpoint file ``resume`` names, refused (before anything is written) unless it is a
+        repro checkpoint this trainer restores completely."""
+        try:
+            state = ckpt.read(path)
+            self.check_state(state)
+        except FileNotFoundError:
+            raise ConfigError("resume", f"{path}: no such file; give a checkpoint-<step>.pt of a run") from None
+        except Exception as err:  # noqa: BLE001 - whatever it is, it is not a checkpoint of this run
+            raise ConfigError("resume", f"{path} is not a repro checkpoint of this run ({ckpt.why(err)}); give a "
+                              "checkpoint-<step>.pt of a run of the same config") from None
+        return state
+
+    def _restore_from(self, path: Path, state: dict[str, Any]) -> None:
+        """Resume from the checkpoint file ``path`` (``resume``): a checkpoint of another directory brings the
+        metrics its run had written up to it."""
+        main = self.dist.is_main
+        if main and path.parent.resolve() != self.out.resolve() and not self.log.lines:
+            source = path.parent / "metrics.jsonl"
+            if source.is_file():
+                lines = source.read_text().splitlines(keepends=True)[: int(state["metrics_lines"])]
+                self.log.path.write_text("".join(lines))
+                self.log.lines = len(lines)
+        if self.dist.world > 1 and self.cfg.n_replay > 0 and not main:
+            state["replay"] = ckpt.load_rank(path.parent, int(state["step"]), self.dist.rank)["replay"]
+        self.load_state_dict(state)
+        self.log.info(f"resumed from {path} at step {self.step} of {self.total_steps}")
+
     def restore(self) -> None:
-        """Resume from the newest usable checkpoint, or start from step 0 -- saying so, with the metrics of the
-        earlier attempt kept aside, when the directory held any. Call under the run directory's lock."""
+        """Resume from the checkpoint file given as ``resume``, else from the newest usable checkpoint of the run
+        directory, or start from step 0 -- saying so, with the metrics of the earlier attempt kept aside, when the
+        directory held any. Call under the run directory's lock."""
+        if self.resume is not None and self._resume_state is not None:
+            state, self._resume_state = self._resume_state, None
+            self._restore_from(self.resume, state)
+            return
         main = self.dist.is_main
         if main:
             stale = ckpt.remove_stale(self.out)
@@ -936,11 +980,13 @@ def _as_tuple(x: Any) -> Any:
     return tuple(_as_tuple(v) for v in x) if isinstance(x, list | tuple) else x
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None) -> dict[str, Any]:
-    """Train (or resume) one run into ``out_dir``; returns its summary. The main process locks ``out_dir`` once
-    the trainer has checked what it cannot train (:class:`~repro.launch.rundir.RunDirBusy` if another process
-    holds it) and before it writes anything: nothing of a running run is touched."""
-    trainer = Trainer(cfg, out_dir, cost_fn=cost_fn)  # refuses what it cannot train before writing anything
+def train(cfg: TrainConfig, out_dir: str | Path, cost_fn: Any = None,
+          resume: str | Path | None = None) -> dict[str, Any]:
+    """Train (or resume) one run into ``out_dir``; returns its summary. ``resume``: a checkpoint file to resume
+    from instead of the newest of ``out_dir``. The main process locks ``out_dir`` once the trainer has checked what
+    it cannot train (:class:`~repro.launch.rundir.RunDirBusy` if another process holds it) and before it writes
+    anything: nothing of a running run is touched."""
+    trainer = Trainer(cfg, out_dir, cost_fn=cost_fn, resume=resume)  # refuses what it cannot train, writing nothing
     try:
         with RunLock(out_dir) if process_rank() == 0 else contextlib.nullcontext():
             write_json_atomic(Path(out_dir) / "train_config.json", trainer.cfg.model_dump())

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,9 +34,40 @@ from repro.launch.rundir import run_info
 from repro.train import checkpoint as ckpt
 
 
+def file_weights(path: Path, ema: bool = False) -> dict[str, torch.Tensor]:
+    """The model (or EMA) weights in a checkpoint file (``repro train --initial-checkpoint``): a repro checkpoint
+    (its checksum must match), timm's train.py checkpoint (``state_dict`` / ``state_dict_ema``), a plain state
+    dict (``torch.save(model.state_dict())``) or a ``.safetensors`` file (timm's published weights)."""
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        elif ckpt.digest_path(path).exists():
+            state = ckpt.read(path)
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - unreadable, whatever the reason
+        why = ckpt.why(err) if isinstance(err, ckpt.UnusableCheckpoint) else type(err).__name__
+        raise UserError(f"init_from: {path} is not a checkpoint torch can read ({why})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"init_from: {path} holds a {type(state).__name__}, not weights")
+    keys = ("ema", "state_dict_ema", "model_ema") if ema else ("model", "state_dict")
+    weights = next((state[k] for k in keys if isinstance(state.get(k), dict)), None)
+    if weights is None and not ema and state and all(isinstance(v, torch.Tensor) for v in state.values()):
+        weights = state  # a bare state dict
+    if weights is None:
+        raise UserError(f"init_from: {path} holds no {'EMA ' if ema else ''}model weights (none of the keys "
+                        f"{', '.join(keys)})")
+    return {k.removeprefix("module."): v for k, v in weights.items()}  # DDP's and ModelEmaV3's prefix
+
+
 def upstream_weights(upstream: str | Path, ema: bool = False) -> dict[str, torch.Tensor]:
-    """The model (or EMA) weights of the newest checkpoint of the finished run ``upstream``."""
+    """The model (or EMA) weights of the newest checkpoint of the finished run ``upstream`` (a directory), or of
+    the checkpoint file ``upstream`` (:func:`file_weights`)."""
     path = Path(upstream)
+    if path.is_file():
+        return file_weights(path, ema)
     info = run_info(path)
     if info.state != "finished":
         why = {"new": "has not started", "partial": "has not finished"}.get(info.state, f"is {info.state}")
@@ -114,4 +146,5 @@ def init_from_run(model: torch.nn.Module, upstream: str | Path, ema: bool = Fals
                   head_init_scale: float | None = None) -> list[str]:
     """Initialise ``model`` from the finished run ``upstream`` (its newest checkpoint); returns the re-initialised
     tensor names (the classifier when the class count differs)."""
-    return load_into(model, upstream_weights(upstream, ema), head_init_scale, source=f"run {Path(upstream).name}")
+    what = "checkpoint" if Path(upstream).is_file() else "run"
+    return load_into(model, upstream_weights(upstream, ema), head_init_scale, source=f"{what} {Path(upstream).name}")
