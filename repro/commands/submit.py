@@ -145,8 +145,8 @@ def run_submit(args: argparse.Namespace) -> int:
           f"submitted {len(submitted)} as " + (f"{len(arrays)} arrays (one per GPU count)" if len(arrays) > 1 else
                                                "one array")
           + (f" ({without_runner} more have no runner)" if without_runner else "")
-          + (f", {sum(d in links for d in submitted)} of them after the run they start from (afterok)"
-             if any(d in links for d in submitted) else ""))
+          + (f", {sum(d in jobs for d in plan.after)} of them after the run they start from (afterok)"
+             if any(d in jobs for d in plan.after) else ""))
     for r, d in zip(runs, dirs, strict=True):
         st, job = plan.statuses[d], jobs.get(d)
         after = f" after {links[d].name}" if d in links else ""
@@ -238,13 +238,13 @@ def _print_plan(table: int, profile: str, cluster: Any, runs: list[Any], dirs: l
             print(f"warning: {len(over)} runs need more requeues than max_num_timeout={cluster.max_num_timeout} "
                   f"allows ({', '.join(over[:3])}{', ...' if len(over) > 3 else ''}): raise time or "
                   "max_num_timeout in the cluster profile")
-    task = {d: (i, _array_name(plan, array)) for array in arrays for i, d in enumerate(array)}
+    marks = {d: _array_mark(plan, array, i) for array in arrays for i, d in enumerate(array)}
     for r, d in zip(runs, dirs, strict=True):
         st, est, n = plan.statuses[d], estimates[d], gpus[d]
         estimate = (f"{f'no estimate (on {n} GPUs)':<37}" if est is None else
                     f"{f'~{est:,.0f}':>7} GPU-h {f'({est / n:.1f} h on {n} GPUs)':<21}  ") if cluster.gpus else ""
-        action = (f"to submit: {task[d][1]}array task {task[d][0]}" if d in task and len(plan.array) > 1 else
-                  "to submit" if d in task else f"to submit after {plan.after[d].name}" if d in plan.after else
+        action = (f"to submit: {marks[d]}" if marks.get(d) else "to submit" if d in marks else
+                  f"to submit after {plan.after[d].name}" if d in plan.after else
                   st.detail if st.state == "waiting" else f"skip ({st.state})")
         print(_run_line(r, action, estimate))
 
@@ -253,9 +253,14 @@ def _arrays(arrays: list[list[Path]]) -> str:
     return "one array" if len(arrays) <= 1 else f"{len(arrays)} arrays (one per GPU count)"
 
 
-def _array_name(plan: Any, array: list[Path]) -> str:
-    """How the plan names an array among several: by its GPU count (``'8-GPU '``); nothing when it is alone."""
-    return "" if len(plan.arrays) <= 1 else f"{plan.gpus.get(array[0], 0)}-GPU "
+def _array_mark(plan: Any, array: list[Path], task: int | None = None) -> str:
+    """How the plan marks the runs of an array: ``array task i`` (``i`` for the script's header), the array
+    named by its GPU count when there are several (``8-GPU array task i``, ``8-GPU job`` for an array of one);
+    nothing for the one run of the one array."""
+    name = "" if len(plan.arrays) <= 1 else f"{plan.gpus.get(array[0], 0)}-GPU "
+    if len(array) == 1:
+        return f"{name}job" if name else ""
+    return f"{name}array task {'i' if task is None else task}"
 
 
 def _print_scripts(executor: Any, cluster: Any, plan: Any) -> None:
@@ -270,9 +275,10 @@ def _print_scripts(executor: Any, cluster: Any, plan: Any) -> None:
         with resources(executor, cluster, plan.gpus.get(array[0])) as shaped:
             script = submission_script(executor, len(array))
         on = f" on {describe_shape(shaped)}" if several else ""
-        name = _array_name(plan, array)
-        what = (f"the job array of {len(array)} runs{on}; array task i trains the run marked '{name}array task i' "
-                "above" if len(plan.array) > 1 else f"the job of the run to submit{on}")
+        mark = _array_mark(plan, array)
+        what = (f"the job array of {len(array)} runs{on}; array task i trains the run marked '{mark}' above"
+                if len(array) > 1 else f"the job of the run marked '{mark}' above{on}" if mark else
+                f"the job of the run to submit{on}")
         print(f"\nsbatch script of {what}; each task runs {call}:\n" + script)
     by_gpus: dict[int | None, list[Path]] = {}
     for d in plan.after:
