@@ -11,7 +11,7 @@ into a :class:`ClusterProfile`, with command-line overrides, and :func:`executor
 A GPU profile's nodes x gpus_per_node is what a run gets unless the run states its own GPU count (its task's
 ``gpus``, else its manifest profile's, :func:`run_gpus`): :func:`shape` is the profile with that many GPUs on
 nodes of ``gpus_per_node`` GPUs, and :func:`resources` submits with it. The training configs hold the global
-batch, split over however many processes there are, so the count changes no run's identity or result.
+batch, split over however many processes there are, so the count changes neither a run's identity nor its batch.
 """
 
 from __future__ import annotations
