@@ -65,3 +65,50 @@ def test_second_stage_starts_after_the_first_and_never_after_a_failure(cluster, 
     status = capsys.readouterr().out
     assert f"waiting for {failing.name}" in status
     subprocess.run(["scancel", held_job], check=True, timeout=30)
+
+
+def test_two_shapes_go_as_two_arrays_and_the_dependency_is_kept(cluster, tmp_path, monkeypatch, capsys):
+    """Per-run resources on the CPU-only cluster: the fine-tunings state 2 "GPUs", emulated as 2 CPUs per task
+    (``cluster.shape`` replaced: the local node has no GPUs). ResNet-50's pre-training finished already, so its
+    fine-tuning goes as one array (2 CPUs), PVT-Tiny's pre-training as another (1 CPU), and PVT-Tiny's fine-tuning
+    after it (2 CPUs, afterok); all three finish."""
+    import dataclasses
+
+    import toy_plugin  # noqa: F401  (registers the toy tasks now, so the replacement below stays)
+
+    from repro.launch import cluster as cluster_module
+    from repro.launch.manifest import load_manifest
+    from repro.launch.resolve import resolve
+    from repro.launch.rundir import RunDir
+    from repro.launch.slurm_state import scontrol_show_job, slurm_job
+    from repro.tasks import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "transfer", dataclasses.replace(REGISTRY["transfer"], gpus=2))
+    monkeypatch.setattr(cluster_module, "run_gpus", lambda profile, *stated: next(
+        (n for n in stated if n is not None), 1))
+    monkeypatch.setattr(cluster_module, "shape", lambda profile, gpus: profile if gpus in (None, 1) else
+                        profile.model_copy(update={"cpus_per_task": gpus}))
+    manifest, runs = two_stage_manifest(tmp_path, ("ResNet-50", "PVT-Tiny")), tmp_path / "runs"
+    done = next(r for r in resolve(load_manifest(manifest), "smoke") if r.key == "pretrain")
+    RunDir(runs / done.run_id).prepare(done.config)
+    (runs / done.run_id / "summary.json").write_text(json.dumps({"top1": 90.0}))
+
+    assert main(["submit", str(manifest), "--cluster", "slurm", "--runs", str(runs)]) == 0
+    out = capsys.readouterr().out
+    assert "submitted 3 as 2 arrays (one per GPU count), 1 of them after the run they start from (afterok)" in out
+    ft, pretrain, ft2 = (next(runs.glob(p)) for p in ("transfer-resnet-50-*", "pvt-tiny-*", "transfer-pvt-tiny-*"))
+    jobs = {d: _event(d, "submitted")["job_id"] for d in (ft, pretrain, ft2)}
+    assert len(set(jobs.values())) == 3
+    folder = runs / "_submitit"
+    scripts = {d: slurm_job(folder, job).paths.submission_file.read_text() for d, job in jobs.items()}
+    assert "#SBATCH --cpus-per-task=2\n" in scripts[ft] and "#SBATCH --cpus-per-task=1\n" in scripts[pretrain]
+    assert "#SBATCH --cpus-per-task=2\n" in scripts[ft2]
+    assert f"#SBATCH --dependency=afterok:{jobs[pretrain]}\n" in scripts[ft2]
+    assert "--dependency" not in scripts[ft] + scripts[pretrain]
+    assert [scontrol_show_job(jobs[d]).get("CPUs/Task") for d in (ft, pretrain, ft2)] == ["2", "1", "2"]
+    deadline = time.monotonic() + 200
+    while not all((d / "summary.json").exists() for d in (ft, pretrain, ft2)):
+        assert time.monotonic() < deadline, "the runs did not finish"
+        time.sleep(1)
+    assert _event(ft2, "start")["t"] >= _event(pretrain, "end")["t"]
+    assert json.loads((ft2 / "summary.json").read_text())["top1"] == 91.0

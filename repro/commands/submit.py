@@ -115,40 +115,62 @@ def run_submit(args: argparse.Namespace) -> int:
         return run_local(args)
 
     from repro.launch.cluster import make_executor
-    from repro.launch.job import plan_submission, submit_runs
+    from repro.launch.job import plan_submission, submit_plan
 
     cluster = cluster_profile(args)
     without_runner = len(runs)
     runs = _with_runner(runs)
     without_runner -= len(runs)
     dirs = [root / r.run_id for r in runs]
+    gpus = _gpus(cluster, runs, dirs)
     folder = root / "_submitit"
     job_name = f"table{manifest.table:02d}-{args.profile}"
     links = {root / r.run_id: root / r.upstream for r in runs if r.upstream is not None}
+    slurm = cluster.executor == "slurm"
     if args.dry_run:
         executor = make_executor(cluster, folder, job_name=job_name, plan_only=True)
-        slurm = cluster.executor == "slurm"
-        plan = plan_submission(dirs, upstream=links, dependencies=slurm)
+        plan = plan_submission(dirs, upstream=links, dependencies=slurm, gpus=gpus)
         _print_plan(manifest.table, args.profile, cluster, runs, dirs, plan, without_runner)
         if slurm:
-            _print_scripts(executor, plan)
+            _print_scripts(executor, cluster, plan)
         return 0
     for r, d in zip(runs, dirs, strict=True):
         RunDir(d).prepare(r.config, group=r.group)
     executor = make_executor(cluster, folder, job_name=job_name)
-    outcome = submit_runs(executor, dirs, TRAIN_FN, upstream=links)
-    submitted = [d for d, _, job in outcome if job is not None]
-    print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(outcome)} runs, "
-          f"submitted {len(submitted)} as one array" + (f" ({without_runner} more have no runner)" if without_runner
-                                                       else "")
-          + (f", {sum(d in links for d in submitted)} of them after the run they start from (afterok)"
-             if any(d in links for d in submitted) else ""))
-    for r, (d, st, job) in zip(runs, outcome, strict=True):
+    plan = plan_submission(dirs, upstream=links, dependencies=slurm, gpus=gpus)
+    jobs = submit_plan(executor, plan, TRAIN_FN, cluster=cluster)
+    submitted = [d for d in dirs if d in jobs]
+    arrays = [a for a in plan.arrays if a[0] in jobs]
+    print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(dirs)} runs, "
+          f"submitted {len(submitted)} as " + (f"{len(arrays)} arrays (one per GPU count)" if len(arrays) > 1 else
+                                               "one array")
+          + (f" ({without_runner} more have no runner)" if without_runner else "")
+          + (f", {sum(d in jobs for d in plan.after)} of them after the run they start from (afterok)"
+             if any(d in jobs for d in plan.after) else ""))
+    for r, d in zip(runs, dirs, strict=True):
+        st, job = plan.statuses[d], jobs.get(d)
         after = f" after {links[d].name}" if d in links else ""
         action = (f"job {job.job_id}{after}" if job is not None else
                   st.detail if st.state == "waiting" else f"skip ({st.state})")
         print(_run_line(r, action))
     return _wait(dirs, args.poll) if args.wait else 0
+
+
+def _gpus(cluster: Any, runs: list[Any], dirs: list[Path]) -> dict[Path, int]:
+    """Each run's GPU count on ``cluster``: its task's, else its manifest profile's, else the cluster profile's
+    (:func:`repro.launch.cluster.run_gpus`); none on a CPU profile. Checked here: a count that fills no whole
+    number of nodes stops the submission before anything is submitted."""
+    from repro.launch.cluster import run_gpus, shape
+    from repro.tasks import get_task
+
+    out: dict[Path, int] = {}
+    for r, d in zip(runs, dirs, strict=True):
+        task = get_task(str(r.config.get("task")))
+        n = run_gpus(cluster, task.gpus if task is not None else None, r.gpus)
+        if n is not None:
+            shape(cluster, n)
+            out[d] = n
+    return out
 
 
 def _run_line(r: Any, action: str, estimate: str = "") -> str:
@@ -161,24 +183,35 @@ def _run_line(r: Any, action: str, estimate: str = "") -> str:
 
 def _print_plan(table: int, profile: str, cluster: Any, runs: list[Any], dirs: list[Path], plan: Any,
                 without_runner: int) -> None:
-    """The dry run's plan: what is submitted how, its estimated GPU-hours and its time-limit bound."""
+    """The dry run's plan: what is submitted how, on how many GPUs each run, its estimated GPU-hours and its
+    time-limit bound."""
     import math
 
+    from repro.launch.cluster import describe_shape, shape
     from repro.launch.estimate import gpu_hours, paper_throughput
 
     todo = plan.array + list(plan.after)
+    arrays = plan.arrays
     print(f"table {table} ({profile}) on cluster profile {cluster.name!r}: {len(runs)} runs, would submit "
-          f"{len(todo)}" + (f": {len(plan.array)} as one array, {len(plan.after)} after the run they start from "
-                            "(afterok)" if plan.after else " as one array")
+          f"{len(todo)}" + (f": {len(plan.array)} as {_arrays(arrays)}, {len(plan.after)} after the run they start "
+                            "from (afterok)" if plan.after else f" as {_arrays(arrays)}")
           + (f" ({without_runner} more have no runner)" if without_runner else ""))
     hours = cluster.time / 60
-    gpus = cluster.gpus
-    print(f"per run: {cluster.nodes} node(s) x {cluster.gpus_per_node} GPU(s), time limit {hours:g} h"
-          + (f"; below each run's estimated GPU-hours (and hours on {gpus} GPUs)" if gpus else ""))
-    estimates = {d: gpu_hours(r.config, cluster.speed_vs_3090) if gpus else None
+    gpus = {d: plan.gpus.get(d, 0) for d in dirs}
+    tasks: dict[int, list[str]] = {}  # GPU count -> the tasks of its runs, in order of appearance
+    for r, d in zip(runs, dirs, strict=True):
+        names = tasks.setdefault(gpus[d], [])
+        if r.config.get("task") not in names:
+            names.append(str(r.config.get("task")))
+    shapes = "; ".join(f"{', '.join(names)}: {describe_shape(shape(cluster, n or None))}"
+                       for n, names in tasks.items()) if len(tasks) > 1 else describe_shape(
+        shape(cluster, next(iter(tasks), None) or None))
+    print(f"per run: {shapes}, time limit {hours:g} h"
+          + ("; below each run's estimated GPU-hours (and hours on its GPUs)" if cluster.gpus else ""))
+    estimates = {d: gpu_hours(r.config, cluster.speed_vs_3090) if cluster.gpus else None
                  for r, d in zip(runs, dirs, strict=True)}
     known = [estimates[d] for d in todo if estimates[d] is not None]
-    if not gpus:
+    if not cluster.gpus:
         print(f"no GPU-hour estimate: cluster profile {cluster.name!r} has no GPUs; time-limit bound: at most "
               f"{len(todo) * hours:g} CPU-job-hours ({len(todo)} runs x {hours:g} h)")
     else:
@@ -189,10 +222,14 @@ def _print_plan(table: int, profile: str, cluster: Any, runs: list[Any], dirs: l
             print(f"  = each run's training compute (equivalent epochs x measured FLOPs per image x images, the cost "
                   f"model) at {paper_throughput().describe()}, x {cluster.speed_vs_3090:g} (speed_vs_3090 of "
                   f"the cluster profile)")
-        print(f"time-limit bound: at most {len(todo) * gpus * hours:,.0f} GPU-hours ({len(todo)} runs x {gpus} GPUs "
-              f"x {hours:g} h)")
-        long = {d: math.ceil(estimates[d] / gpus / hours) for d in todo  # type: ignore[operator]
-                if estimates[d] is not None and estimates[d] / gpus > hours}  # type: ignore[operator]
+        counts: dict[int, int] = {}  # GPU count -> runs to submit
+        for d in todo:
+            counts[gpus[d]] = counts.get(gpus[d], 0) + 1
+        terms = [f"{k} runs x {n} GPUs x {hours:g} h" for n, k in counts.items()]
+        print(f"time-limit bound: at most {sum(k * n for n, k in counts.items()) * hours:,.0f} GPU-hours "
+              f"({' + '.join(terms) or f'0 runs x {cluster.gpus} GPUs x {hours:g} h'})")
+        long = {d: math.ceil(est / gpus[d] / hours) for d in todo
+                if (est := estimates[d]) is not None and est / gpus[d] > hours}
         if long:
             print(f"{len(long)} runs take longer than the {hours:g} h time limit (up to {max(long.values())} "
                   f"limits): each checkpoints at the limit and is requeued")
@@ -201,30 +238,56 @@ def _print_plan(table: int, profile: str, cluster: Any, runs: list[Any], dirs: l
             print(f"warning: {len(over)} runs need more requeues than max_num_timeout={cluster.max_num_timeout} "
                   f"allows ({', '.join(over[:3])}{', ...' if len(over) > 3 else ''}): raise time or "
                   "max_num_timeout in the cluster profile")
-    task = {d: i for i, d in enumerate(plan.array)}
+    marks = {d: _array_mark(plan, array, i) for array in arrays for i, d in enumerate(array)}
     for r, d in zip(runs, dirs, strict=True):
-        st, est = plan.statuses[d], estimates[d]
-        estimate = (f"{'no estimate':<23}" if est is None else
-                    f"{f'~{est:,.0f}':>7} GPU-h {f'({est / gpus:.1f} h)':>9}  ") if gpus else ""
-        action = (f"to submit: array task {task[d]}" if d in task and len(plan.array) > 1 else
-                  "to submit" if d in task else f"to submit after {plan.after[d].name}" if d in plan.after else
+        st, est, n = plan.statuses[d], estimates[d], gpus[d]
+        estimate = (f"{f'no estimate (on {n} GPUs)':<37}" if est is None else
+                    f"{f'~{est:,.0f}':>7} GPU-h {f'({est / n:.1f} h on {n} GPUs)':<21}  ") if cluster.gpus else ""
+        action = (f"to submit: {marks[d]}" if marks.get(d) else "to submit" if d in marks else
+                  f"to submit after {plan.after[d].name}" if d in plan.after else
                   st.detail if st.state == "waiting" else f"skip ({st.state})")
         print(_run_line(r, action, estimate))
 
 
-def _print_scripts(executor: Any, plan: Any) -> None:
-    """The sbatch scripts submitit would submit (:func:`repro.launch.cluster.submission_script`)."""
-    from repro.launch.cluster import dependency, submission_script
+def _arrays(arrays: list[list[Path]]) -> str:
+    return "one array" if len(arrays) <= 1 else f"{len(arrays)} arrays (one per GPU count)"
+
+
+def _array_mark(plan: Any, array: list[Path], task: int | None = None) -> str:
+    """How the plan marks the runs of an array: ``array task i`` (``i`` for the script's header), the array
+    named by its GPU count when there are several (``8-GPU array task i``, ``8-GPU job`` for an array of one);
+    nothing for the one run of the one array."""
+    name = "" if len(plan.arrays) <= 1 else f"{plan.gpus.get(array[0], 0)}-GPU "
+    if len(array) == 1:
+        return f"{name}job" if name else ""
+    return f"{name}array task {'i' if task is None else task}"
+
+
+def _print_scripts(executor: Any, cluster: Any, plan: Any) -> None:
+    """The sbatch scripts submitit would submit (:func:`repro.launch.cluster.submission_script`): one per job array
+    (one per GPU count), and one per GPU count of the runs that start from another run's result."""
+    from repro.launch.cluster import dependency, describe_shape, resources, submission_script
 
     call = f"RunJob(<run dir>, {TRAIN_FN!r}) (repro.launch.job), pickled by submitit into its folder"
-    if plan.array:
-        what = (f"the job array of {len(plan.array)} runs; array task i trains the run marked 'array task i' above"
-                if len(plan.array) > 1 else "the job of the run to submit")
-        print(f"\nsbatch script of {what}; each task runs {call}:\n" + submission_script(executor, len(plan.array)))
-    if plan.after:
-        with dependency(executor, "afterok:JOBID"):
+    arrays = plan.arrays
+    several = len(arrays) > 1 or len({plan.gpus.get(d) for d in plan.array + list(plan.after)}) > 1
+    for array in arrays:
+        with resources(executor, cluster, plan.gpus.get(array[0])) as shaped:
+            script = submission_script(executor, len(array))
+        on = f" on {describe_shape(shaped)}" if several else ""
+        mark = _array_mark(plan, array)
+        what = (f"the job array of {len(array)} runs{on}; array task i trains the run marked '{mark}' above"
+                if len(array) > 1 else f"the job of the run marked '{mark}' above{on}" if mark else
+                f"the job of the run to submit{on}")
+        print(f"\nsbatch script of {what}; each task runs {call}:\n" + script)
+    by_gpus: dict[int | None, list[Path]] = {}
+    for d in plan.after:
+        by_gpus.setdefault(plan.gpus.get(d), []).append(d)
+    for n, after in by_gpus.items():
+        with resources(executor, cluster, n) as shaped, dependency(executor, "afterok:JOBID"):
             script = submission_script(executor)
-        print(f"\nsbatch script of each of the {len(plan.after)} runs that start from another run's result (one "
+        on = f" on {describe_shape(shaped)}" if several else ""
+        print(f"\nsbatch script of each of the {len(after)} runs{on} that start from another run's result (one "
               "job each; JOBID: the job of the run it starts from):\n" + script)
 
 

@@ -7,6 +7,11 @@ into a :class:`ClusterProfile`, with command-line overrides, and :func:`executor
 :func:`make_executor` turn it into submitit parameters. Multi-GPU runs get one task per GPU
 (``tasks_per_node = gpus_per_node``) so the trainer's DDP reads its rank from the SLURM environment.
 :func:`submission_script` is the sbatch script such an executor submits, from submitit's own code.
+
+A GPU profile's nodes x gpus_per_node is what a run gets unless the run states its own GPU count (its task's
+``gpus``, else its manifest profile's, :func:`run_gpus`): :func:`shape` is the profile with that many GPUs on
+nodes of ``gpus_per_node`` GPUs, and :func:`resources` submits with it. The training configs hold the global
+batch, split over however many processes there are, so the count changes neither a run's identity nor its batch.
 """
 
 from __future__ import annotations
@@ -219,6 +224,35 @@ def executor_parameters(profile: ClusterProfile, job_name: str | None = None) ->
     return params
 
 
+RESOURCE_PARAMETERS = ("nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "mem_gb")
+"""The keywords of :func:`executor_parameters` that :func:`resources` switches: one run's shape."""
+
+
+def run_gpus(profile: ClusterProfile, *stated: int | None) -> int | None:
+    """How many GPUs a run gets on ``profile``: the first count in ``stated`` that is given (the run's task's, then
+    its manifest profile's ``gpus``), else the profile's nodes x gpus_per_node; ``None`` on a CPU profile."""
+    if profile.gpus_per_node == 0:
+        return None
+    return next((n for n in stated if n is not None), profile.gpus)
+
+
+def shape(profile: ClusterProfile, gpus: int | None) -> ClusterProfile:
+    """``profile`` with ``gpus`` GPUs per run: ``min(gpus, gpus_per_node)`` GPUs on each of
+    ``ceil(gpus / gpus_per_node)`` nodes; CPUs and memory stay per GPU. ``None`` or a CPU profile: ``profile``
+    itself. A count that fills no whole number of nodes (12 GPUs on 8-GPU nodes) is a one-line ``UserError``."""
+    per_node = profile.gpus_per_node
+    if gpus is None or per_node == 0 or gpus == profile.gpus:
+        return profile
+    if gpus < 1 or (gpus > per_node and gpus % per_node):
+        raise UserError(f"cluster profile {profile.name!r}: a run on {gpus} GPUs does not fill whole nodes of "
+                        f"{per_node} GPUs (gpus_per_node); use a multiple of {per_node} or at most {per_node}")
+    return profile.model_copy(update={"nodes": math.ceil(gpus / per_node), "gpus_per_node": min(gpus, per_node)})
+
+
+def describe_shape(profile: ClusterProfile) -> str:
+    return f"{profile.nodes} node(s) x {profile.gpus_per_node} GPU(s)"
+
+
 def make_executor(profile: ClusterProfile, folder: str | Path, job_name: str | None = None, *,
                   plan_only: bool = False) -> Any:
     """A submitit ``AutoExecutor`` for ``profile`` whose SLURM jobs report state without accounting
@@ -274,6 +308,28 @@ def dependency(executor: Any, spec: str) -> Iterator[None]:
         yield
     finally:
         _slurm(executor).parameters.pop("dependency", None)
+
+
+def _resource_parameters(profile: ClusterProfile) -> dict[str, Any]:
+    params = executor_parameters(profile)
+    return {k: params[k] for k in RESOURCE_PARAMETERS if k in params}
+
+
+@contextmanager
+def resources(executor: Any, profile: ClusterProfile, gpus: int | None) -> Iterator[ClusterProfile]:
+    """Submissions inside ask for the resources of a run on ``gpus`` GPUs (:func:`shape` of ``profile``, the
+    profile ``executor`` was made from): its :data:`RESOURCE_PARAMETERS`, as :func:`executor_parameters` computes
+    them; ``profile``'s are put back afterwards. Yields the shaped profile. Not inside ``executor.batch()``
+    (submitit refuses parameter changes there): an array has one shape."""
+    shaped = shape(profile, gpus)
+    if shaped is profile:
+        yield profile
+        return
+    executor.update_parameters(**_resource_parameters(shaped))
+    try:
+        yield shaped
+    finally:
+        executor.update_parameters(**_resource_parameters(profile))
 
 
 def dump_cluster_profile(profile: ClusterProfile) -> str:

@@ -28,6 +28,7 @@ until then, except for a :class:`~repro.errors.UserError` (bad input never heals
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -40,9 +41,9 @@ import time
 import traceback
 import types
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from submitit.helpers import Checkpointable, DelayedSubmission
 
@@ -50,6 +51,9 @@ from repro.errors import UserError
 from repro.launch.rundir import RunLock, run_info
 from repro.launch.signals import PREEMPTION, Preempted
 from repro.launch.slurm_state import PURGED, TERMINAL, base_state, squeue_states
+
+if TYPE_CHECKING:
+    from repro.launch.cluster import ClusterProfile
 
 HISTORY = "job_history.jsonl"
 FAILED_OUTCOMES = frozenset({"failed", "died"})
@@ -469,20 +473,31 @@ def run_statuses(run_dirs: list[Path], **policy: Any) -> list[RunStatus]:
 
 @dataclass(frozen=True)
 class SubmissionPlan:
-    """What :func:`submit_runs` submits: ``array`` as one job array (one job when alone), in array-task order,
-    then each run of ``after`` as its own job waiting for its upstream run's job (``afterok``). ``statuses``: every
-    run's status before submission; a run held back is ``waiting``, with the reason in its detail."""
+    """What :func:`submit_runs` submits: ``array`` as job arrays, one per GPU count (:attr:`arrays`; one job when
+    alone), in array-task order, then each run of ``after`` as its own job waiting for its upstream run's job
+    (``afterok``). ``statuses``: every run's status before submission; a run held back is ``waiting``, with the
+    reason in its detail. ``gpus``: the runs' GPU counts (:func:`repro.launch.cluster.run_gpus`), where stated."""
 
     statuses: dict[Path, RunStatus]
     array: list[Path]
     after: dict[Path, Path]
+    gpus: dict[Path, int] = field(default_factory=dict)
+
+    @property
+    def arrays(self) -> list[list[Path]]:
+        """``array`` split by GPU count (the runs of one array share one shape), in order of first appearance."""
+        groups: dict[int | None, list[Path]] = {}
+        for d in self.array:
+            groups.setdefault(self.gpus.get(d), []).append(d)
+        return list(groups.values())
 
 
 def plan_submission(run_dirs: list[Path], *, max_attempts: int = 20, max_failures: int = 3,
-                    upstream: dict[Path, Path] | None = None, dependencies: bool = True) -> SubmissionPlan:
+                    upstream: dict[Path, Path] | None = None, dependencies: bool = True,
+                    gpus: dict[Path, int] | None = None) -> SubmissionPlan:
     """Which runs need submitting and how (:func:`submit_runs` explains the rules); asks the scheduler for the
     runs' states, submits nothing. ``dependencies``: whether the executor can make a job wait for another
-    (SLURM can, submitit's ``local`` cannot)."""
+    (SLURM can, submitit's ``local`` cannot). ``gpus``: each run's GPU count, where it has its own."""
     links = upstream or {}
     statuses = dict(zip(run_dirs, run_statuses(run_dirs, max_attempts=max_attempts, max_failures=max_failures),
                         strict=True))
@@ -508,44 +523,60 @@ def plan_submission(run_dirs: list[Path], *, max_attempts: int = 20, max_failure
                 "to be submitted" if up in plan else statuses[up].state)
             held[d] = RunStatus("waiting", detail=f"waiting for {up.name} ({state})")
     return SubmissionPlan({**statuses, **held}, [d for d, up in plan.items() if up is None],
-                          {d: up for d, up in plan.items() if up is not None})
+                          {d: up for d, up in plan.items() if up is not None}, dict(gpus or {}))
 
 
 def submit_runs(executor: Any, run_dirs: list[Path], train: str, *, max_attempts: int = 20, max_failures: int = 3,
-                grace_s: float = 60.0, dry_run: bool = False,
-                upstream: dict[Path, Path] | None = None) -> list[tuple[Path, RunStatus, Any]]:
+                grace_s: float = 60.0, dry_run: bool = False, upstream: dict[Path, Path] | None = None,
+                cluster: ClusterProfile | None = None,
+                gpus: dict[Path, int] | None = None) -> list[tuple[Path, RunStatus, Any]]:
     """Submit the runs that need it (:attr:`RunStatus.needs_submission`); returns ``(run_dir, status before, job or
     None)`` for every run. Idempotent: finished, queued and running runs, and runs out of attempts, are left alone.
 
     ``upstream`` maps a run to the run it starts from (a run link, ``init_from``). Runs without an unfinished
-    upstream go as one job array; a run whose upstream is submitted now, or is queued or running, goes as its own
-    job with the SLURM dependency ``afterok:<upstream job>`` (``sbatch --dependency``), so it starts only once
-    the upstream job completed, and never when it failed (SLURM then keeps it pending with reason
+    upstream go as one job array per GPU count; a run whose upstream is submitted now, or is queued or running,
+    goes as its own job with the SLURM dependency ``afterok:<upstream job>`` (``sbatch --dependency``), so it
+    starts only once the upstream job completed, and never when it failed (SLURM then keeps it pending with reason
     ``DependencyNeverSatisfied``; ``repro status`` reports it, ``scancel`` clears it). A run whose upstream
     is neither finished nor on its way (pending, failed, out of attempts), or any dependent on an executor without
     dependencies (submitit's ``local``), is not submitted: its status becomes ``waiting`` with the reason
-    (:func:`plan_submission`)."""
-    from repro.launch.cluster import dependency
+    (:func:`plan_submission`).
 
+    ``gpus`` maps a run to its own GPU count (:func:`repro.launch.cluster.run_gpus`); with ``cluster``, the profile
+    ``executor`` was made from, each job asks for that many (:func:`repro.launch.cluster.resources`), the others
+    for the profile's nodes x gpus_per_node."""
     slurm = getattr(executor, "cluster", "slurm") == "slurm"  # the dry run plans for SLURM
     plan = plan_submission(run_dirs, max_attempts=max_attempts, max_failures=max_failures, upstream=upstream,
-                           dependencies=slurm)
-    jobs: dict[Path, Any] = {}
-    if (plan.array or plan.after) and not dry_run:
-        def call(d: Path) -> RunJob:
-            return RunJob(d, train, max_attempts=max_attempts, max_failures=max_failures, grace_s=grace_s)
-
-        if plan.array:
-            with executor.batch():
-                submitted = [executor.submit(call(d)) for d in plan.array]
-            jobs.update(zip(plan.array, submitted, strict=True))
-        for d, up in plan.after.items():
-            job_id = jobs[up].job_id if up in jobs else plan.statuses[up].job_id
-            with dependency(executor, f"afterok:{job_id}"):
-                jobs[d] = executor.submit(call(d))
-        for d, job in jobs.items():
-            record_submission(d, job.job_id, folder=str(executor.folder), train=train)
+                           dependencies=slurm, gpus=gpus)
+    jobs = {} if dry_run else submit_plan(executor, plan, train, max_attempts=max_attempts,
+                                          max_failures=max_failures, grace_s=grace_s, cluster=cluster)
     return [(d, plan.statuses[d], jobs.get(d)) for d in run_dirs]
+
+
+def submit_plan(executor: Any, plan: SubmissionPlan, train: str, *, max_attempts: int = 20, max_failures: int = 3,
+                grace_s: float = 60.0, cluster: ClusterProfile | None = None) -> dict[Path, Any]:
+    """Submit what ``plan`` says (:func:`submit_runs`), each job on its run's GPUs when ``cluster`` is given;
+    returns the jobs by run directory, each recorded in its run's job history."""
+    from repro.launch.cluster import dependency, resources
+
+    def call(d: Path) -> RunJob:
+        return RunJob(d, train, max_attempts=max_attempts, max_failures=max_failures, grace_s=grace_s)
+
+    def shaped(d: Path) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext() if cluster is None else resources(executor, cluster, plan.gpus.get(d))
+
+    jobs: dict[Path, Any] = {}
+    for array in plan.arrays:
+        with shaped(array[0]), executor.batch():
+            submitted = [executor.submit(call(d)) for d in array]
+        jobs.update(zip(array, submitted, strict=True))
+    for d, up in plan.after.items():
+        job_id = jobs[up].job_id if up in jobs else plan.statuses[up].job_id
+        with shaped(d), dependency(executor, f"afterok:{job_id}"):
+            jobs[d] = executor.submit(call(d))
+    for d, job in jobs.items():
+        record_submission(d, job.job_id, folder=str(executor.folder), train=train)
+    return jobs
 
 
 def _upstream_first(run_dirs: list[Path], links: dict[Path, Path]) -> list[Path]:

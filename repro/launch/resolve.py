@@ -53,6 +53,7 @@ class ResolvedRun:
     run_id: str
     evaluation: dict[str, Any]  # eval_* overrides: how to evaluate the trained run (not part of its identity)
     cell: str = ""  # the run id without its seed: what the run's seeds have in common
+    gpus: int | None = None  # the manifest profile's GPU count per run: a resource, not part of the identity
 
     @property
     def seed(self) -> int:
@@ -226,5 +227,5 @@ def resolve(manifest: Manifest, profile: str, only: list[str] | None = None,
                 if upstream is not None:  # seed k starts from seed k of its upstream
                     seeded["init_from"] = f"{upstream}-s{seed}"
                 runs.append(ResolvedRun(manifest.table, row.label, key, profile, spec, seeded, f"{cell}-s{seed}",
-                                        evaluation, cell))
+                                        evaluation, cell, manifest.profiles[profile].gpus))
     return runs

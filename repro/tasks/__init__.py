@@ -24,7 +24,11 @@ run on it, ``repro.launch.resolve``). A :class:`Task` holds:
   from without it);
 * ``data(config) -> Path | None`` -- where the run's data is, found without reading it (``repro doctor`` asks on a
   login node); a one-line ``UserError`` when it is not there. Default: the root of the config's ``dataset``
-  (:func:`repro.data.datasets.locate`).
+  (:func:`repro.data.datasets.locate`);
+* ``gpus`` -- how many GPUs a run of this task trains on, on a GPU cluster, where its recipe fixes it (the
+  shipped MMDetection / MMSegmentation configs: 8 GPUs); ``None``: the manifest profile's ``gpus``, else the
+  cluster profile's nodes x gpus_per_node (:func:`repro.launch.cluster.run_gpus`). A resource, not part of the
+  run's identity: the configs hold the global batch, which the trainers split over the processes there are.
 
 Adding a task: write ``repro/tasks/<name>.py`` with ``register(Task(...))`` (one module may register several, e.g.
 a pre-training and its fine-tuning: ``in22k.py``), add the module to :data:`BUILTIN`, add
@@ -69,6 +73,11 @@ class Task:
     upstream: frozenset[str] = field(default_factory=frozenset)
     requires_upstream: bool = False
     data: Callable[[Config], Path | None] = dataset_root
+    gpus: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.gpus is not None and self.gpus < 1:
+            raise ValueError(f"task {self.name!r}: gpus must be at least 1, got {self.gpus}")
 
 
 REGISTRY: dict[str, Task] = {}

@@ -129,5 +129,7 @@ def data(config: dict[str, Any]) -> Path | None:
     return locate("fashion-mnist") if config["dataset"] == "ade20k-proxy" else ade_root()
 
 
+# MMSegmentation's UperNet configs train on 8 GPUs x 2 images (their names' 8xb2: upernet_8xb2-160k_...)
+GPUS = 8
 TASK = register(Task("ade20k", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True,
-                     data=data))
+                     data=data, gpus=GPUS))

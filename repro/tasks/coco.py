@@ -165,5 +165,8 @@ def data(config: dict[str, Any]) -> Path | None:
     return locate("fashion-mnist") if config["dataset"] == "coco-proxy" else coco_root()
 
 
+# MMDetection's 1x configs train on 8 GPUs x 2 images (its 8xb2: schedule_1x.py's auto_scale_lr base_batch_size
+# 16 = 8 GPUs x 2 samples per GPU); images_per_batch is that global batch, whatever the GPU count
+GPUS = 8
 TASK = register(Task("coco", run=run, check=check, upstream=frozenset({"in1k"}), requires_upstream=True,
-                     data=data))
+                     data=data, gpus=GPUS))
