@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 from pathlib import Path
@@ -246,3 +248,35 @@ def test_initial_checkpoint_starts_from_a_checkpoint_file(tmp_path: Path, capsys
         assert main(["train", *TINY, "--num-classes", "12", "--initial-checkpoint", str(source), "--output",
                      str(tmp_path), "--experiment", name]) == 0, capsys.readouterr().err
         assert json.loads((tmp_path / name / "train_config.json").read_text())["init_from"] == str(source.resolve())
+
+
+def _readme_train_commands() -> list[list[str]]:
+    """The `repro train` command lines of the README's and the `--help` examples (continuations joined), as argv
+    after `train`."""
+    import re
+    import shlex
+
+    texts = [(Path(__file__).resolve().parents[1] / "README.md").read_text()]
+    with pytest.raises(SystemExit), contextlib.redirect_stdout(io.StringIO()) as out:
+        build_parser().parse_args(["train", "--help"])
+    texts.append(out.getvalue())
+    commands = []
+    for text in texts:
+        for line in re.sub(r"\\\n\s*", " ", text).splitlines():
+            line = line.split("#")[0].strip()
+            words = shlex.split(line) if line.startswith(("repro train", "torchrun", "srun")) else []
+            if "train" in words and "..." not in words:
+                commands.append(words[words.index("train") + 1:])
+    return commands
+
+
+def test_the_documented_examples_parse_into_configs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `repro train` example of the README and of `--help` is a valid command: flags that exist, values
+    they accept, a config the engine would train (the torchrun lines with their 8 processes)."""
+    commands = _readme_train_commands()
+    assert len(commands) >= 6
+    for argv in commands:
+        monkeypatch.setenv("WORLD_SIZE", "8" if "deit_small_patch16_224" in argv else "1")
+        cfg = _cfg(*argv)
+        if "deit_small_patch16_224" in argv:
+            assert cfg.batch_size == 4096  # 8 processes x -b 512: the paper's global batch
