@@ -86,6 +86,15 @@ def test_unreadable_manifests(tmp_path, capsys):
     assert "must be a YAML mapping" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("table", "points_to"), [("5", "repro schedule et`"), ("6", "repro schedule etpp"),
+                                                  ("24", "experiments/base/in1k.yaml")])
+def test_tables_that_define_settings_say_where_they_live(table, points_to, capsys):
+    for command in (["paper", table], ["table", table], ["run", table, "--profile", "smoke"]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert f"Table {table} has no manifest" in err and points_to in err and err.count("\n") == 1
+
+
 def test_shared_smoke_profile_is_one_definition(tmp_path):
     """Every manifest names the one smoke profile (experiments/profiles/smoke.yaml); a copy next to a manifest
     takes precedence, and an unknown name is a one-line error naming the field and the expected file."""

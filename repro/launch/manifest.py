@@ -476,10 +476,21 @@ def _stand_ins(profile: Path, name: str) -> Any:
     return sets[name]
 
 
+# The paper's tables that define settings rather than report experiments: where each lives instead of a manifest.
+DEFINITION_TABLES = {
+    5: "EfficientTrain's curriculum: `repro schedule et` prints it (repro/core/curriculum.py)",
+    6: "EfficientTrain++'s curriculum: `repro schedule etpp` prints it (repro/core/curriculum.py)",
+    24: "the training settings: experiments/base/in1k.yaml holds them (`repro train --help` shows the defaults)",
+}
+
+
 def manifest_path(table: int | str) -> Path:
-    """``experiments/tableNN.yaml`` for a table number (or a path, returned as is)."""
+    """``experiments/tableNN.yaml`` for a table number (or a path, returned as is); a table that defines settings
+    (:data:`DEFINITION_TABLES`) is a one-line error saying where it lives."""
     if isinstance(table, str) and not table.isdigit():
         return Path(table)
+    if int(table) in DEFINITION_TABLES:
+        raise UserError(f"Table {int(table)} has no manifest: it is {DEFINITION_TABLES[int(table)]}")
     return EXPERIMENTS_DIR / f"table{int(table):02d}.yaml"
 
 
