@@ -67,6 +67,10 @@ def _reject_unknown(parser: argparse.ArgumentParser, command: str, unknown: list
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if argv is None:  # a shell asking for completions (`eval "$(register-python-argcomplete repro)"`): answer, exit
+        import argcomplete
+
+        argcomplete.autocomplete(parser)
     args, unknown = parser.parse_known_args(argv)
     if unknown:
         _reject_unknown(parser, args.command, unknown)

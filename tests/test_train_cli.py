@@ -280,3 +280,20 @@ def test_the_documented_examples_parse_into_configs(monkeypatch: pytest.MonkeyPa
         cfg = _cfg(*argv)
         if "deit_small_patch16_224" in argv:
             assert cfg.batch_size == 4096  # 8 processes x -b 512: the paper's global batch
+
+
+@pytest.mark.parametrize(("line", "completion"), [("repro tr", "train"), ("repro train --grad", "--grad-accum-steps"),
+                                                  ("repro submit 7 --prof", "--profile")])
+def test_the_shell_completes_commands_and_flags(line: str, completion: str) -> None:
+    """`eval "$(register-python-argcomplete repro)"` in a shell: the installed `repro` answers its completion
+    protocol (argcomplete: the line in COMP_LINE, the answer on file descriptor 8)."""
+    import os
+    import subprocess
+    import sys
+
+    repro = Path(sys.executable).with_name("repro")
+    env = {**os.environ, "_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": " ", "COMP_LINE": line,
+           "COMP_POINT": str(len(line)), "COMP_TYPE": "9"}
+    done = subprocess.run(["bash", "-c", f"'{repro}' 8>&1 9>/dev/null"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and completion in done.stdout.split()
