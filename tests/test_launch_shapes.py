@@ -5,10 +5,10 @@ MMSegmentation's shipped 8xb2 configs), and each count is submitted with its own
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
+import fake_sbatch
 import pytest
 
 from repro.cli import main
@@ -73,10 +73,6 @@ def _line(out: str, key: str, row: str) -> str:
     return next(line for line in out.splitlines() if line.startswith(f"  {row} ") and f" {key} " in line)
 
 
-def _scripts(out: str) -> list[str]:
-    return [part[part.index("#!/bin/bash"):].rstrip("\n") + "\n" for part in out.split("\nsbatch script of ")[1:]]
-
-
 def test_table17_full_plans_pretrainings_on_32_gpus_and_detectors_on_8(tmp_path, capsys) -> None:
     pytest.importorskip("mmdet")
     assert main([*TABLE17, "--runs", str(tmp_path)]) == 0
@@ -89,7 +85,7 @@ def test_table17_full_plans_pretrainings_on_32_gpus_and_detectors_on_8(tmp_path,
     assert m and float(m.group(2)) == pytest.approx(float(m.group(1).replace(",", "")) / 32, abs=0.05)
     det = _line(out, "det", "RetinaNet / Swin-T / Baseline")
     assert "no estimate (on 8 GPUs)" in det and "to submit after swin-tiny-baseline-" in det
-    array, detectors = _scripts(out)
+    array, detectors = fake_sbatch.printed_scripts(out)
     assert out.count("\nsbatch script of ") == 2
     assert "#SBATCH --nodes=4\n" in array and "#SBATCH --array=0-6%7\n" in array and "--mem=800GB" in array
     for flag in ("--nodes=1", "--gpus-per-node=8", "--ntasks-per-node=8", "--mem=800GB", "--dependency=afterok:JOBID"):
@@ -110,19 +106,6 @@ def _finish(runs_dir: Path, run_id: str, config: dict) -> None:
     (runs_dir / run_id / "summary.json").write_text(json.dumps({"top1": 81.2}))
 
 
-def _fake_sbatch(tmp_path: Path, monkeypatch) -> Path:
-    """sbatch that keeps each script it is given (``kept/<n>.sh``) and answers job 100 + n."""
-    bin_dir, kept = tmp_path / "bin", tmp_path / "kept"
-    bin_dir.mkdir()
-    kept.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(f'#!/bin/sh\nn=$(ls {kept} | wc -l)\ncp "$1" {kept}/$n.sh\n'
-                                    'echo "Submitted batch job $((100 + n))"\n')
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
-    return kept
-
 
 def test_two_gpu_counts_go_as_two_arrays_and_dependents_keep_afterok(tmp_path, monkeypatch, capsys) -> None:
     """Swin-T's baseline pre-training finished: its detector goes as an 8-GPU array, the EfficientTrain
@@ -141,12 +124,12 @@ def test_two_gpu_counts_go_as_two_arrays_and_dependents_keep_afterok(tmp_path, m
     assert "to submit: 8-GPU job" in _line(out, "det", "RetinaNet / Swin-T / Baseline")
     assert "to submit: 32-GPU job" in _line(out, "pretrain", "RetinaNet / Swin-T / EfficientTrain")
     assert "time-limit bound: at most 2,304 GPU-hours (2 runs x 8 GPUs x 48 h + 1 runs x 32 GPUs x 48 h)" in out
-    planned = _scripts(out)
+    planned = fake_sbatch.printed_scripts(out)
     assert len(planned) == 3
     assert "#SBATCH --nodes=1\n" in planned[0] and "#SBATCH --nodes=4\n" in planned[1]
     assert "--array" not in planned[0] + planned[1] and "#SBATCH --nodes=1\n" in planned[2]
 
-    kept = _fake_sbatch(tmp_path, monkeypatch)
+    kept = fake_sbatch.install(tmp_path, monkeypatch)
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "submitted 3 as 2 arrays (one per GPU count), 1 of them after the run they start from (afterok)" in out

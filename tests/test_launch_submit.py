@@ -6,6 +6,7 @@ import json
 import os
 import re
 
+import fake_sbatch
 import pytest
 import toy_task
 
@@ -104,27 +105,15 @@ def test_overrides_reach_the_sbatch_script(tmp_path, capsys):
     assert "nodes" in capsys.readouterr().err
 
 
-def _scripts(out: str) -> list[str]:
-    """The sbatch scripts a dry run prints, in order."""
-    return [part[part.index("#!/bin/bash"):].rstrip("\n") + "\n" for part in out.split("\nsbatch script of ")[1:]]
-
 
 @pytest.mark.parametrize(("table", "only", "jobs"), [("7", "ResNet-50", 1), ("12", "CSWin-Base / Baseline", 3)])
 def test_dry_run_scripts_are_what_submitit_submits(table, only, jobs, tmp_path, monkeypatch, capsys):
     """The dry run's scripts against what a real submission hands to sbatch (a fake sbatch keeps each file):
     Table 7's pair as one array; Table 12's pre-training as one job and its two fine-tunings each after it."""
-    bin_dir, kept = tmp_path / "bin", tmp_path / "kept"
-    bin_dir.mkdir()
-    kept.mkdir()
-    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
-    (bin_dir / "sbatch").write_text(f'#!/bin/sh\nn=$(ls {kept} | wc -l)\ncp "$1" {kept}/$n.sh\n'
-                                    'echo "Submitted batch job $((100 + n))"\n')
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    kept = fake_sbatch.install(tmp_path, monkeypatch)
     args = ["submit", table, "--profile", "full", "--runs", str(tmp_path / "runs"), "--only", only, *TEMPLATE]
     assert main([*args, "--dry-run"]) == 0
-    planned = _scripts(capsys.readouterr().out)
+    planned = fake_sbatch.printed_scripts(capsys.readouterr().out)
     assert main(args) == 0
     out = capsys.readouterr().out
     submitted = [(kept / f"{i}.sh").read_text() for i in range(len(list(kept.iterdir())))]
@@ -149,7 +138,6 @@ def test_local_cluster_and_status(toy, tmp_path, capsys):
 def test_status_shows_step_compute_and_eta_per_run(toy, tmp_path, capsys):
     """Run directories at several states: finished, trained now by a live process on this host, interrupted, and
     never started; the plain table (stdout is no terminal here) has step k/N, the compute done and the ETA."""
-    import os
     import socket
     import time
 
