@@ -102,3 +102,27 @@ def test_ade20k_runner_run_writes_miou_single_and_ms_flip(runs) -> None:  # type
     summary = json.loads((run / "summary.json").read_text())
     assert 0 <= summary["miou"] <= 100 and 0 <= summary["miou_ms_flip"] <= 100
     assert (run / "mm" / "iter_2.pth").is_file()
+
+
+@pytest.mark.parametrize("total", [3, 75, 4000])
+def test_a_scaled_warm_up_reaches_the_learning_rate(total: int) -> None:
+    """The shipped 500-iteration linear warm-up of a 1x schedule, scaled to a proxy's few iterations, still ends
+    at the full learning rate (scaled to one iteration, mmengine's LinearLR stayed at 0.001 x for good: the smoke
+    detectors never trained, AP 0.0)."""
+    from mmengine.config import Config
+    from mmengine.optim.scheduler import LinearLR
+
+    from repro.detseg.runner import scale_iterations
+
+    cfg = Config(dict(param_scheduler=[dict(type="LinearLR", start_factor=0.001, by_epoch=False, begin=0, end=500),
+                                       dict(type="MultiStepLR", by_epoch=True, begin=0, end=12, milestones=[8, 11])],
+                      default_hooks=dict(checkpoint=dict(interval=1, by_epoch=True))))
+    scale_iterations(cfg, total, 12 * 7330)
+    warm = cfg.param_scheduler[0]
+    weight = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([weight], lr=0.01)
+    scheduler = LinearLR(optimizer, start_factor=0.001, begin=warm.begin, end=warm.end, by_epoch=False)
+    for _ in range(max(warm.end, 2)):
+        optimizer.step()
+        scheduler.step()
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.01)

@@ -46,14 +46,17 @@ def backbone_args(upstream: Path | None, up: dict[str, Any]) -> dict[str, Any]:
 
 def scale_iterations(cfg: Any, total: int, reference: int) -> None:
     """Warm-up ends and iteration-based checkpoint intervals at the same fraction of a ``total``-iteration
-    schedule as of the shipped ``reference``-iteration one."""
+    schedule as of the shipped ``reference``-iteration one. A warm-up lasts at least 2 iterations: mmengine's
+    ``LinearLR`` over ``[0, 1)`` sets its start factor once and never ramps up, which would leave a short proxy
+    schedule at 0.001 x the learning rate for good."""
     def scaled(n: int) -> int:
         return max(1, round(n * total / reference))
 
     for sched in cfg.param_scheduler:
         if not sched.get("by_epoch", True):
             sched["begin"] = min(scaled(sched.get("begin", 0)), total) if sched.get("begin") else 0
-            sched["end"] = total if sched.get("end", 0) >= reference else scaled(sched["end"])
+            sched["end"] = total if sched.get("end", 0) >= reference else max(sched["begin"] + 2,
+                                                                             scaled(sched["end"]))
     checkpoint = cfg.default_hooks.checkpoint
     if not checkpoint.get("by_epoch", True):
         checkpoint.interval = scaled(checkpoint.interval)
