@@ -91,6 +91,7 @@ def test_coco_runner_run_writes_ap_and_resumes(runs) -> None:  # type: ignore[no
     assert (run / "mm" / "epoch_1.pth").stat().st_mtime_ns == first and (run / "mm" / "epoch_2.pth").is_file()
     logs = "".join(p.read_text() for p in (run / "mm").glob("*/*.log"))
     assert "resumed epoch: 1" in logs.lower()
+    assert "Epoch(val)" not in logs and "Epoch(test)" in logs  # evaluated once, after training
 
 
 @pytest.mark.slow

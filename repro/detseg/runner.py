@@ -81,6 +81,9 @@ def common(cfg: Any, run_dir: Path, seed: int, workers: int, batch: int) -> None
     cfg.train_dataloader.batch_size = max(1, batch // world)
     cfg.resume = True
     cfg.load_from = None
+    # evaluated once, after training (train_and_test); mmengine's loops would also validate at the last epoch
+    # or iteration, on the same images: a second, identical evaluation
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
     cfg.launcher = "none" if world == 1 else "pytorch" if "WORLD_SIZE" in os.environ else "slurm"
 
 

@@ -96,7 +96,6 @@ def build(config: dict[str, Any], run_dir: Path) -> Any:
 
     iters = max(1, round(float(config["epochs"]) * rec.iters))  # type: ignore[operator]
     cfg.train_cfg.max_iters = iters
-    cfg.train_cfg.val_interval = iters + 1  # evaluated once, after training (runner.test)
     runner.scale_iterations(cfg, iters, int(rec.iters))  # type: ignore[arg-type]
     runner.common(cfg, run_dir, int(config.get("seed", 0)), int(config.get("workers", 2)),
                   int(config.get("images_per_batch", 16)))

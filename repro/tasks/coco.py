@@ -110,7 +110,6 @@ def build(config: dict[str, Any], run_dir: Path) -> Any:
     epochs = max(1, round(float(config["epochs"])))
     train_images = int(config.get("max_train_images") or COCO_TRAIN_IMAGES)
     cfg.train_cfg.max_epochs = epochs
-    cfg.train_cfg.val_interval = epochs + 1  # evaluated once, after training (runner.test)
     for sched in cfg.param_scheduler:
         if sched.get("by_epoch", True):
             sched["end"] = epochs
