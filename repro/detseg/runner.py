@@ -24,6 +24,7 @@ from typing import Any
 
 from repro.errors import UserError
 from repro.launch.rundir import write_json_atomic
+from repro.train.world import world_size
 
 WORK_DIR = "mm"
 
@@ -60,10 +61,6 @@ def scale_iterations(cfg: Any, total: int, reference: int) -> None:
     checkpoint = cfg.default_hooks.checkpoint
     if not checkpoint.get("by_epoch", True):
         checkpoint.interval = scaled(checkpoint.interval)
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", os.environ.get("SLURM_NTASKS", "1")))
 
 
 def common(cfg: Any, run_dir: Path, seed: int, workers: int, batch: int) -> None:
