@@ -140,7 +140,7 @@ def test_same_cost_as_baseline_resolves_to_epochs():
     """Table 9: ET at the baseline's cost. Table 5's ET costs 195.9 equivalent epochs per 300 real ones, so the
     same cost as 300 standard epochs is 459 real epochs; ET++ (compute axis) stays at 300; the engine accepts it."""
     from repro.launch.resolve import same_cost_epochs
-    from repro.train.config import from_resolved
+    from repro.tasks.in1k import train_config
 
     assert same_cost_epochs("et", 300, 224, "table10") == 459.0
     assert same_cost_epochs("etpp", 300, 224, "table10") == 300.0
@@ -148,17 +148,17 @@ def test_same_cost_as_baseline_resolves_to_epochs():
     assert runs["DeiT-Tiny", "et"]["epochs"] == 459.0 and runs["DeiT-Tiny", "baseline"]["epochs"] == 300
     smoke = {(r.row, r.key): r.config for r in resolve(load_manifest(manifest_path(9)), "smoke")}
     assert smoke["DeiT-Small", "et"]["epochs"] == pytest.approx(459 * 0.02)
-    assert from_resolved(smoke["DeiT-Small", "et"]).epochs == pytest.approx(9.18)
+    assert train_config(smoke["DeiT-Small", "et"]).epochs == pytest.approx(9.18)
 
 
 def test_table10_proxies_follow_the_paper_rule_at_their_size():
     """Table 10's 384/512 runs at smoke: final 96/128 and the paper's B at 384/512 scaled down; the 224 runs (and
     Table 7's) carry no paper_final_size, so their run ids do not change."""
     from repro.core.curriculum import build
-    from repro.train.config import from_resolved
+    from repro.tasks.in1k import train_config
 
     runs = {(r.row, r.key): r.config for r in resolve(load_manifest(manifest_path(10)), "smoke")}
-    et384 = from_resolved(runs["EfficientTrain", "r384"])
+    et384 = train_config(runs["EfficientTrain", "r384"])
     assert (et384.final_size, et384.paper_final_size) == (96, 384)
     assert build("et", final_size=96, adapt="linear", reference_final=384).resolutions == (40, 68, 96)
     assert "paper_final_size" not in runs["EfficientTrain", "r224"]

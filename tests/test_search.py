@@ -11,7 +11,7 @@ import yaml
 
 from repro.core.curriculum import build, load
 from repro.launch.search import SearchOptions, alg2_candidate, run_search, within_budget
-from repro.train.config import from_resolved
+from repro.tasks.in1k import train_config
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -55,5 +55,5 @@ def test_algorithm2_respects_its_budget_and_resumes_without_retraining(tmp_path:
     assert verbs(lines).count("start") == 1 and verbs(lines).count("skip") == 3
     assert load(again)["stages"] == found["stages"]
     # what repro train --schedule reads
-    cfg = from_resolved({**BASE, "schedule": yaml.safe_load(again.read_text()), "epochs": found["budget"]})
+    cfg = train_config({**BASE, "schedule": yaml.safe_load(again.read_text()), "epochs": found["budget"]})
     assert build(cfg.schedule).resolutions == build(found).resolutions

@@ -16,7 +16,8 @@ import torch
 
 from repro.core.curriculum import build
 from repro.errors import UserError
-from repro.train.config import ConfigError, TrainConfig, from_resolved
+from repro.tasks.in1k import train_config
+from repro.train.config import ConfigError, TrainConfig
 from repro.train.engine import NonFiniteLoss, Trainer, train
 from repro.train.schedule import plan_stages
 from repro.train.timing import TIMING_KEYS
@@ -119,9 +120,9 @@ def test_nan_stops_with_step_and_stage(tmp_path):
 
 def test_unsupported_settings_are_refused():
     with pytest.raises(UserError, match="does not implement lowpass_radius"):
-        from_resolved({"model": "test_convnext", "lowpass_radius": 40})
+        train_config({"model": "test_convnext", "lowpass_radius": 40})
     with pytest.raises(UserError, match="batch_size"):
-        from_resolved({"model": "test_convnext", "batch_size": -1})
+        train_config({"model": "test_convnext", "batch_size": -1})
 
 
 def test_plan_follows_the_curriculum(tmp_path):

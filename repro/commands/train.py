@@ -256,15 +256,23 @@ def _batch(args: argparse.Namespace, default: int) -> dict[str, int]:
     return {"batch_size": per * world * steps, "micro_batch_size": per}
 
 
+def _defaults() -> dict[str, Any]:
+    """TrainConfig's default of every setting that has one (Table 24's)."""
+    from repro.train.config import TrainConfig
+
+    return {k: v.get_default(call_default_factory=True) for k, v in TrainConfig.model_fields.items()
+            if not v.is_required()}
+
+
 def config_from_args(args: argparse.Namespace) -> Any:
     """TrainConfig from the flags: Table 24 defaults, the proxy profile's on Fashion-MNIST, then what was given."""
     from repro.core.curriculum import as_spec, is_file_name
     from repro.errors import UserError
-    from repro.train.config import SCHEDULES, TrainConfig, augment_settings, validate
+    from repro.train.config import SCHEDULES, augment_settings, validate
 
     data: dict[str, Any] = {"model": args.model}
     proxy = args.dataset == "fashion-mnist"
-    defaults = {k: v.default for k, v in TrainConfig.model_fields.items() if not v.is_required()}
+    defaults = _defaults()
     if proxy:
         data.update(proxy_defaults(args.model, args.method or "baseline"))
     profile_epochs = float(data.get("epochs", defaults["epochs"]))
@@ -323,15 +331,12 @@ def _differences(previous: Path, cfg: Any, name: Callable[[str], str]) -> str | 
     """How ``cfg`` differs in what it trains from the ``train_config.json`` at ``previous``; None if unreadable.
     Settings the earlier run's repro did not know yet count as their defaults."""
     from repro.launch.rundir import config_differences
-    from repro.train.config import TrainConfig
 
     try:
         old = dict(json.loads(previous.read_text()))
     except (ValueError, TypeError):
         return None
-    defaults = {k: v.get_default(call_default_factory=True) for k, v in TrainConfig.model_fields.items()
-                if not v.is_required()}
-    old = {**json.loads(json.dumps(defaults, default=str)), **old}
+    old = {**json.loads(json.dumps(_defaults(), default=str)), **old}
     return config_differences(*({k: v for k, v in c.items() if k not in _RESUMABLE}
                                 for c in (old, cfg.model_dump())), name=name)
 

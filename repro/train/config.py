@@ -1,6 +1,6 @@
 """The training configuration: timm's flag names and meanings (Table 24 defaults), validated by pydantic.
 
-A resolved manifest config carries more keys (task, profile, table labels); :func:`from_resolved` keeps the
+A resolved manifest config carries more keys (task, profile, table labels); :func:`resolved_settings` keeps the
 training keys, drops the bookkeeping ones and refuses settings the engine does not implement -- an ablation
 override the engine would silently ignore is an error, never a wrong number.
 """
@@ -240,11 +240,6 @@ def resolved_settings(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("sched", "cosine") not in SCHEDULES:
         raise UserError(f"only the cosine schedule of Table 24 is implemented, got {config['sched']!r}")
     return data
-
-
-def from_resolved(config: dict[str, Any], **extra: Any) -> TrainConfig:
-    """A TrainConfig from a resolved manifest config (``repro.launch.resolve``); unknown settings are refused."""
-    return validate({**resolved_settings(config), **extra}, prefix="training config: ")
 
 
 def augment_settings(aa: str) -> dict[str, Any]:

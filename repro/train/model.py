@@ -69,13 +69,13 @@ def build_model(cfg: TrainConfig, num_classes: int) -> torch.nn.Module:
 def _pretrained(create: Any, name: str, pretrained: bool = True) -> torch.nn.Module:
     """``create()``; where it fetches timm's pretrained weights, a failure to get them (offline, none published)
     is one line naming ``--pretrained``."""
-    if not pretrained:
-        return create()  # type: ignore[no-any-return]
     try:
         return create()  # type: ignore[no-any-return]
     except TypeError:
         raise
     except Exception as err:  # noqa: BLE001 - the hub's, timm's or torch's error: no weights either way
+        if not pretrained:
+            raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0][:160]
         raise ConfigError("pretrained", f"cannot get timm's pretrained weights of {name} ({type(err).__name__}: "
                           f"{first}); on a machine without network, put them in the Hugging Face cache first, or "
