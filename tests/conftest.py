@@ -22,3 +22,14 @@ def one_torch_thread():  # type: ignore[no-untyped-def]
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def local_slurm():  # type: ignore[no-untyped-def]
+    """The single-node SLURM of slurm/local/up.sh (``make test`` starts it as root); skips the test without it."""
+    from repro.launch.slurm_state import controller_answers, use_local_cluster_conf
+
+    use_local_cluster_conf()
+    problem = controller_answers()
+    if problem:
+        pytest.skip(f"local SLURM not up ({problem}); run slurm/local/up.sh or make test-slurm")

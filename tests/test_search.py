@@ -57,3 +57,41 @@ def test_algorithm2_respects_its_budget_and_resumes_without_retraining(tmp_path:
     # what repro train --schedule reads
     cfg = train_config({**BASE, "schedule": yaml.safe_load(again.read_text()), "epochs": found["budget"]})
     assert build(cfg.schedule).resolutions == build(found).resolutions
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(600)
+def test_each_step_goes_as_one_array_on_slurm_and_a_rerun_submits_nothing(local_slurm, tmp_path: Path) -> None:
+    from repro.launch.cluster import load_cluster_profile
+    from repro.launch.job import read_events
+    from repro.launch.search import on_cluster
+
+    runs, lines = tmp_path / "runs", []
+    execute = on_cluster(load_cluster_profile("local"), runs, poll=1, log=lines.append)
+    path = run_search(BASE, OPT, root=runs, out=tmp_path / "found", log=lines.append, execute=execute)
+    assert within_budget(load(path), OPT) and build(load(path)).resolutions[-1] == 224
+    report = json.loads((tmp_path / "found" / "report.json").read_text())
+    for step in report["steps"]:  # a step's candidates are the tasks of one array, each trained by its job
+        jobs = [next(e for e in read_events(runs / c["run_id"]) if e["event"] == "submitted")["job_id"]
+                for c in step["candidates"]]
+        assert len({j.split("_")[0] for j in jobs}) == 1 and all("_" in j for j in jobs), jobs
+        assert all(any(e["event"] == "end" and e["outcome"] == "finished" for e in read_events(runs / c["run_id"]))
+                   for c in step["candidates"])
+    submitted = [line.split(" (job ")[0] for line in lines if "candidates submitted" in line]
+    assert submitted == ["search: stage 1: 2 of 2 candidates submitted", "search: stage 2: 2 of 2 candidates submitted"]
+
+    lines.clear()  # resumed: every candidate finished, so nothing is submitted and the same curriculum comes out
+    again = run_search(BASE, OPT, root=runs, out=tmp_path / "again", log=lines.append, execute=execute)
+    assert load(again)["stages"] == load(path)["stages"]
+    assert [line.split(" on cluster")[0] for line in lines if "submitted" in line] == [
+        "search: stage 1: 0 of 2 candidates submitted", "search: stage 2: 0 of 2 candidates submitted"]
+
+
+def test_repro_search_on_slurm_names_a_missing_cluster_profile_before_training(tmp_path: Path, capsys) -> None:
+    from repro.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["search", "--model", "DeiT-Small", "--profile", "smoke", "--cluster", "slurm",
+                 "--cluster-profile", "nosuch", "--runs", str(runs)]) == 2
+    assert "nosuch.yaml: no such cluster profile; available: " in capsys.readouterr().err
+    assert not runs.exists()

@@ -24,13 +24,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.timeout(300)]
 
 
 @pytest.fixture
-def cluster(monkeypatch):
-    from repro.launch.slurm_state import controller_answers, use_local_cluster_conf
-
-    use_local_cluster_conf()
-    problem = controller_answers()
-    if problem:
-        pytest.skip(f"local SLURM not up ({problem}); run slurm/local/up.sh or make test-slurm")
+def cluster(local_slurm, monkeypatch):
     monkeypatch.setenv("REPRO_TASK_MODULES", "toy_plugin")
     monkeypatch.setenv("PYTHONPATH", str(TESTS))
     monkeypatch.setenv("TOY_RUNNER_SLEEP", "3")

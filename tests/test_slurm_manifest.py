@@ -22,16 +22,6 @@ pytestmark = pytest.mark.slurm
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
-@pytest.fixture
-def cluster():
-    from repro.launch.slurm_state import controller_answers, use_local_cluster_conf
-
-    use_local_cluster_conf()
-    problem = controller_answers()
-    if problem:
-        pytest.skip(f"local SLURM not up ({problem}); run slurm/local/up.sh or make test-slurm")
-
-
 def _tiny_table7(tmp_path: Path) -> Path:
     shutil.copy(EXPERIMENTS / "table07.yaml", tmp_path / "table07.yaml")
     profile = yaml.safe_load((EXPERIMENTS / "profiles" / "smoke.yaml").read_text())
@@ -42,7 +32,7 @@ def _tiny_table7(tmp_path: Path) -> Path:
     return tmp_path / "table07.yaml"
 
 
-def test_manifest_array_finishes_renders_and_is_idempotent(cluster, tmp_path, capsys):
+def test_manifest_array_finishes_renders_and_is_idempotent(local_slurm, tmp_path, capsys):
     manifest, runs = _tiny_table7(tmp_path), tmp_path / "runs"
     args = ["submit", str(manifest), "--profile", "smoke", "--only", "ResNet-50", "--runs", str(runs)]
     assert main([*args, "--dry-run"]) == 0

@@ -1,6 +1,7 @@
 """``repro search``: find a curriculum with Algorithm 1 or 2 (Sec. 4.2, 5.1; Table 21's variants as options) for
 a model under a profile (``proxy``: Fashion-MNIST at 28 px on CPU; ``full``: the paper's setting), every candidate
-a run in ``--runs``; prints and writes the curriculum file (``repro train --schedule FILE``) and a report."""
+a run in ``--runs``; prints and writes the curriculum file (``repro train --schedule FILE``) and a report. With
+``--cluster slurm`` each step's candidates go as one job array, followed to its end before the next step."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def add_parser(subparsers: Any) -> None:
     a("--seed", type=int, default=0)
     a("--runs", default="runs", help="directory for the candidates' run directories (runs/)")
     a("--out", help="where to write curriculum.yaml and report.json (default RUNS/search-<hash>/)")
+    a("--cluster", choices=("local", "slurm"), default="local",
+      help="train each step's candidates in this process (local) or as one SLURM job array per step")
+    a("--cluster-profile", help="with --cluster slurm: cluster profile name or path (slurm/profiles/*.yaml)")
+    a("--set", action="append", default=[], metavar="KEY=VALUE", help="override a cluster-profile field")
+    a("--poll", type=float, default=30.0, metavar="S", help="seconds between checks of a step's array (30)")
     p.set_defaults(run=run)
 
 
@@ -37,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from repro.core.curriculum import build, load
     from repro.launch.manifest import EXPERIMENTS_DIR, RunSpec, load_base, load_manifest
     from repro.launch.resolve import resolve_config
-    from repro.launch.search import options, run_search
+    from repro.launch.search import on_cluster, options, run_search
 
     opt = options({"algorithm": args.algorithm, "stages": args.stages, "candidates": tuple(args.candidates),
                    "beta": args.beta, "baseline_epochs": args.t0, "finetune_epochs": args.t_ft,
@@ -45,7 +51,12 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(EXPERIMENTS_DIR / "table21.yaml")  # the search ablation's profiles
     spec = RunSpec(model=args.model, method="efficienttrain++", epochs=opt.beta * opt.baseline_epochs)
     base = resolve_config(spec, args.profile, manifest, load_base("in1k")) | {"seed": args.seed}
-    path = run_search(base, opt.scaled(base["epochs"]), root=args.runs, out=args.out)
+    execute = None
+    if args.cluster == "slurm":
+        from repro.commands.submit import cluster_profile
+
+        execute = on_cluster(cluster_profile(args), args.runs, poll=args.poll)
+    path = run_search(base, opt.scaled(base["epochs"]), root=args.runs, out=args.out, execute=execute)
     curriculum = build(load(path))
     print(f"curriculum: {path} (report: {path.parent / 'report.json'})")
     print(f"B per stage {list(curriculum.resolutions)}, {curriculum.equivalent_epochs:.4g} equivalent epochs")

@@ -9,8 +9,6 @@ from typing import Any
 from repro.errors import UserError
 from repro.launch.manifest import PROFILE_NAMES
 
-TRAIN_FN = "repro.launch.local:train_run_dir"
-
 
 def _manifest_args(p: argparse.ArgumentParser, optional: bool = False) -> None:
     p.add_argument("manifest", nargs="?" if optional else None, help="experiments/tableNN.yaml or a table number")
@@ -115,14 +113,14 @@ def run_submit(args: argparse.Namespace) -> int:
         return run_local(args)
 
     from repro.launch.cluster import make_executor
-    from repro.launch.job import plan_submission, submit_plan
+    from repro.launch.job import TRAIN_FN, follow, gpu_counts, plan_submission, submit_plan
 
     cluster = cluster_profile(args)
     without_runner = len(runs)
     runs = _with_runner(runs)
     without_runner -= len(runs)
     dirs = [root / r.run_id for r in runs]
-    gpus = _gpus(cluster, runs, dirs)
+    gpus = gpu_counts(cluster, runs, dirs)
     folder = root / "_submitit"
     job_name = f"table{manifest.table:02d}-{args.profile}"
     links = {root / r.run_id: root / r.upstream for r in runs if r.upstream is not None}
@@ -153,24 +151,7 @@ def run_submit(args: argparse.Namespace) -> int:
         action = (f"job {job.job_id}{after}" if job is not None else
                   st.detail if st.state == "waiting" else f"skip ({st.state})")
         print(_run_line(r, action))
-    return _wait(dirs, args.poll) if args.wait else 0
-
-
-def _gpus(cluster: Any, runs: list[Any], dirs: list[Path]) -> dict[Path, int]:
-    """Each run's GPU count on ``cluster``: its task's, else its manifest profile's, else the cluster profile's
-    (:func:`repro.launch.cluster.run_gpus`); none on a CPU profile. Checked here: a count that fills no whole
-    number of nodes stops the submission before anything is submitted."""
-    from repro.launch.cluster import run_gpus, shape
-    from repro.tasks import get_task
-
-    out: dict[Path, int] = {}
-    for r, d in zip(runs, dirs, strict=True):
-        task = get_task(str(r.config.get("task")))
-        n = run_gpus(cluster, task.gpus if task is not None else None, r.gpus)
-        if n is not None:
-            shape(cluster, n)
-            out[d] = n
-    return out
+    return follow(dirs, args.poll) if args.wait else 0
 
 
 def _run_line(r: Any, action: str, estimate: str = "") -> str:
@@ -267,6 +248,7 @@ def _print_scripts(executor: Any, cluster: Any, plan: Any) -> None:
     """The sbatch scripts submitit would submit (:func:`repro.launch.cluster.submission_script`): one per job array
     (one per GPU count), and one per GPU count of the runs that start from another run's result."""
     from repro.launch.cluster import dependency, describe_shape, resources, submission_script
+    from repro.launch.job import TRAIN_FN
 
     call = f"RunJob(<run dir>, {TRAIN_FN!r}) (repro.launch.job), pickled by submitit into its folder"
     arrays = plan.arrays
@@ -303,25 +285,6 @@ def _with_runner(runs: list[Any]) -> list[Any]:
         else:
             keep.append(r)
     return keep
-
-
-def _wait(dirs: list[Path], poll: float) -> int:
-    """Follow the runs until each is finished, failed (attempts used up or not resubmitted) or pending."""
-    import time
-    from collections import Counter
-
-    from repro.launch.job import run_statuses
-
-    last = ""
-    while True:
-        counts = Counter(st.state for st in run_statuses(dirs))
-        line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
-        if line != last:
-            print(f"[{time.strftime('%H:%M:%S')}] {line}", flush=True)
-            last = line
-        if not counts.keys() & {"queued", "running", "preempted", "unknown"}:
-            return 1 if counts.get("failed") else 0
-        time.sleep(poll)
 
 
 def run_status(args: argparse.Namespace) -> int:

@@ -40,6 +40,7 @@ import threading
 import time
 import traceback
 import types
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ from repro.launch.slurm_state import PURGED, TERMINAL, base_state, squeue_states
 if TYPE_CHECKING:
     from repro.launch.cluster import ClusterProfile
 
+TRAIN_FN = "repro.launch.local:train_run_dir"  # what every job calls with its run directory
 HISTORY = "job_history.jsonl"
 FAILED_OUTCOMES = frozenset({"failed", "died"})
 TrainFn = Callable[[Path], Any]
@@ -591,3 +593,36 @@ def _upstream_first(run_dirs: list[Path], links: dict[Path, Path]) -> list[Path]
     for d in run_dirs:
         visit(d)
     return order
+
+
+def gpu_counts(cluster: ClusterProfile, runs: list[Any], run_dirs: list[Path]) -> dict[Path, int]:
+    """Each run's GPU count on ``cluster``: its task's, else its manifest profile's, else the cluster profile's
+    (:func:`repro.launch.cluster.run_gpus`); none on a CPU profile. Checked here: a count that fills no whole
+    number of nodes stops the submission before anything is submitted."""
+    from repro.launch.cluster import run_gpus, shape
+    from repro.tasks import get_task
+
+    out: dict[Path, int] = {}
+    for r, d in zip(runs, run_dirs, strict=True):
+        task = get_task(str(r.config.get("task")))
+        n = run_gpus(cluster, task.gpus if task is not None else None, r.gpus)
+        if n is not None:
+            shape(cluster, n)
+            out[d] = n
+    return out
+
+
+def follow(run_dirs: list[Path], poll: float, log: Callable[[str], None] | None = None) -> int:
+    """Follow the runs until each is finished, failed (attempts used up or not resubmitted) or pending; a line
+    per change of the counts (to ``log``, default stdout). Returns 1 if any failed, else 0."""
+    log = log or (lambda line: print(line, flush=True))
+    last = ""
+    while True:
+        counts = Counter(st.state for st in run_statuses(run_dirs))
+        line = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+        if line != last:
+            log(f"[{time.strftime('%H:%M:%S')}] {line}")
+            last = line
+        if not counts.keys() & {"queued", "running", "preempted", "unknown"}:
+            return 1 if counts.get("failed") else 0
+        time.sleep(poll)

@@ -1,8 +1,10 @@
 """The curriculum searches: Algorithm 1 (greedy, Sec. 4.2 -> Table 5) and Algorithm 2 (computation-constrained
 sequential search, Sec. 5.1 -> Table 6), with Table 21's variants as options. Every candidate evaluation is a
-normal run (``runs/<id>/``: resumable, skipped when finished, one process or one SLURM array per step); the
-search keeps no state of its own, so running it again after an interruption re-derives every step from the run
-directories and trains only what is missing. Output: a curriculum file (``repro train --schedule FILE``) and a
+normal run (``runs/<id>/``: resumable, skipped when finished); a step's candidates train one after the other in
+this process, or as one SLURM job array (:func:`on_cluster`) that the search follows to its end before it scores
+them. The search keeps no state of its own, so running it again after an interruption re-derives every step from
+the run directories and trains only what is missing (on a cluster: submits only what is neither finished nor
+queued / running). Output: a curriculum file (``repro train --schedule FILE``) and a
 report of every step's candidates and scores.
 
 **Algorithm 2** (``variables="compute"``, ``objective="accuracy"``). The budget is ``T = beta T0`` equivalent
@@ -39,7 +41,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -49,7 +51,10 @@ from repro.errors import UserError
 from repro.launch.local import run_locally
 from repro.launch.manifest import RunSpec
 from repro.launch.resolve import ResolvedRun, _slug, config_hash
-from repro.launch.rundir import write_json_atomic
+from repro.launch.rundir import RunDir, write_json_atomic
+
+if TYPE_CHECKING:
+    from repro.launch.cluster import ClusterProfile
 
 M_FINAL = 9.0  # Tables 5, 6: m rises 0 -> 9
 
@@ -283,10 +288,37 @@ def search_dir(root: str | Path, search: Search) -> Path:
     return Path(root) / f"search-{search.ident}"
 
 
+def on_cluster(cluster: ClusterProfile, root: str | Path, poll: float = 10.0,
+               log: Callable[[str], None] = print) -> Callable[[list[ResolvedRun]], None]:
+    """A search step's executor that submits the step's candidates as one job array on ``cluster`` (those neither
+    finished nor queued / running, exactly as ``repro submit`` does) and follows them until none is queued or
+    running; the search then scores what finished and names what did not."""
+    from repro.launch.cluster import make_executor
+    from repro.launch.job import TRAIN_FN, follow, gpu_counts, plan_submission, submit_plan
+
+    root = Path(root)
+
+    def execute(runs: list[ResolvedRun]) -> None:
+        dirs = [root / r.run_id for r in runs]
+        for r, d in zip(runs, dirs, strict=True):
+            RunDir(d).prepare(r.config, group=r.group)
+        executor = make_executor(cluster, root / "_submitit", job_name=f"search-{_slug(runs[0].row)}")
+        plan = plan_submission(dirs, dependencies=False, gpus=gpu_counts(cluster, runs, dirs))
+        jobs = submit_plan(executor, plan, TRAIN_FN, cluster=cluster)
+        ids = sorted({job.job_id.split("_")[0] for job in jobs.values()})
+        log(f"search: {runs[0].row}: {len(jobs)} of {len(dirs)} candidates submitted"
+            + (f" (job {', '.join(ids)})" if ids else "") + f" on cluster profile {cluster.name!r}")
+        follow(dirs, poll, log)
+
+    return execute
+
+
 def run_search(base: dict[str, Any], opt: SearchOptions, root: str | Path = "runs", out: str | Path | None = None,
-               log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) a search; returns its curriculum file (``out``, default ``root/search-<hash>/``)."""
-    search = Search(base, opt, root, log)
+               log: Callable[[str], None] = print,
+               execute: Callable[[list[ResolvedRun]], Any] | None = None) -> Path:
+    """Run (or resume) a search; returns its curriculum file (``out``, default ``root/search-<hash>/``).
+    ``execute`` trains a step's candidates (default: one after the other in this process; :func:`on_cluster`)."""
+    search = Search(base, opt, root, log, execute)
     curriculum = search.run()
     return search.write(out or search_dir(root, search), curriculum)
 
