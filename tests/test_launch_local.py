@@ -180,3 +180,40 @@ def test_a_runs_overrides_win_over_the_profiles(tmp_path):
     assert (fast.config["lr"], fast.config["batch_size"], fast.config["eval_every_epochs"]) == (0.01, 32, 5)
     assert (baseline.config["lr"], baseline.config["batch_size"]) == (2e-3, 64)  # the profile's, elsewhere
     assert fast.run_id != baseline.run_id and fast.evaluation == {}
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_a_timed_pair_trains_in_turns_and_ends_as_uninterrupted_runs(tmp_path):
+    """The runs a wall-time ratio divides train in turns (each pausing with a checkpoint at its share of the
+    compute, the other resuming), so that a machine's drifting speed slows both alike; their results are those of
+    the same runs trained one after the other."""
+    from repro.launch.manifest import RunSpec
+    from repro.launch.resolve import ResolvedRun
+
+    base = {"task": "in1k", "model": "test_vit", "model_kwargs": {"patch_size": 4}, "dataset": "fashion-mnist",
+            "final_size": 28, "adapt": "linear", "max_train_images": 64, "max_val_images": 32, "batch_size": 16,
+            "workers": 0, "lr": 1e-3, "warmup_epochs": 0.1, "mixup": 0.0, "cutmix": 0.0, "reprob": 0.0,
+            "crop_scale": [0.35, 1.0], "eval_every_epochs": 100, "seed": 0}
+    runs = [ResolvedRun(7, "Toy", key, "smoke", RunSpec(model="test_vit", method=method),
+                        {**base, "method": method, "epochs": epochs}, f"toy-{key}-s0", {})
+            for key, method, epochs in (("baseline", "baseline", 3.0), ("etpp", "efficienttrain++", 2.0))]
+    lines: list[str] = []
+    paired = local.run_locally(runs, tmp_path / "paired", log=lines.append,
+                               side_by_side=[("toy-baseline-s0", "toy-etpp-s0")])
+    assert [o.status for o in paired] == ["finished", "finished"]
+    turns = [line.split(" [")[0] for line in lines if " of 4) " in line]
+    assert turns[:4] == ["run 1 of 2: (turn 1 of 4) start    Toy / baseline",
+                         "run 1 of 2: (turn 1 of 4) paused   Toy / baseline",
+                         "run 2 of 2: (turn 1 of 4) start    Toy / etpp",
+                         "run 2 of 2: (turn 1 of 4) paused   Toy / etpp"]
+    assert lines[1].endswith("[toy-baseline-s0] at 25% of its compute")
+    assert turns[-4:] == ["run 1 of 2: (turn 4 of 4) resume   Toy / baseline", "run 1 of 2: (turn 4 of 4) done     "
+                          "Toy / baseline", "run 2 of 2: (turn 4 of 4) resume   Toy / etpp",
+                          "run 2 of 2: (turn 4 of 4) done     Toy / etpp"]
+    alone = local.run_locally(runs, tmp_path / "alone", log=lambda line: None)
+    assert [o.status for o in alone] == ["finished", "finished"]
+    for run in runs:
+        a, b = (json.loads((tmp_path / d / run.run_id / "summary.json").read_text()) for d in ("paired", "alone"))
+        assert (a["top1"], a["steps"], a["val_loss"]) == (b["top1"], b["steps"], b["val_loss"])
+        assert json.loads((tmp_path / "paired" / run.run_id / "config.json").read_text()) == json.loads(
+            (tmp_path / "alone" / run.run_id / "config.json").read_text())  # the pause is not part of the run

@@ -104,3 +104,18 @@ def test_cuda_steps_are_timed_by_events(monkeypatch):
     assert clock.summary()["gpu_time_s"] == pytest.approx(0.75)
     assert clock.state_dict()["gpu_s"] == pytest.approx(0.75)  # synced once, not counted twice
     assert "gpu_time_s" not in TrainClock(torch.device("cpu")).summary()
+
+
+def test_a_paused_stage_keeps_its_workers_cpu_time_and_resumes_exactly(tmp_path):
+    """A run paused mid-stage (``pause_at_fraction``) shuts its loader down before the checkpoint, so the workers'
+    CPU time of the paused part is counted; the resumed run ends as the uninterrupted one."""
+    from repro.launch.signals import Paused
+
+    run = {**RUN, "method": "baseline", "epochs": 2.0}  # one stage: the pause falls inside it
+    whole = train(TrainConfig(**run), tmp_path / "whole")
+    with pytest.raises(Paused):
+        train(TrainConfig(**run, pause_at_fraction=0.5), tmp_path / "paused")
+    resumed = train(TrainConfig(**run), tmp_path / "paused")
+    assert (resumed["top1"], resumed["steps"]) == (whole["top1"], whole["steps"])
+    # without the shutdown, the first half's worker time was lost: about half of the uninterrupted run's
+    assert resumed["cpu_time_workers_s"] == pytest.approx(whole["cpu_time_workers_s"], rel=0.3)

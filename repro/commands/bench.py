@@ -148,21 +148,20 @@ def transform_costs(final_size: int, resolutions: dict[int, float], images: int 
 
 
 def interleaved(configs: dict[str, Any], work: Path, chunks: int) -> dict[str, dict[str, Any]]:
-    """Train the runs in turn, ``chunks`` slices of their steps each (``stop_after_steps``, then the engine's exact
-    resume), so that every run sees the same machine load over time; the summaries are those of uninterrupted runs
-    (their training seconds count steps only; each slice adds one loader start to each run)."""
-    from repro.train.engine import Trainer, train
+    """Train the runs in turn, ``chunks`` slices of their compute each (``pause_at_fraction``, then the engine's
+    exact resume), so that every run sees the same machine load over time; the summaries are those of
+    uninterrupted runs (their training seconds count steps only; each slice adds one loader start to each run)."""
+    from repro.launch.signals import Paused
+    from repro.train.engine import train
 
-    totals = {name: Trainer(cfg, work / f"{name}-plan").total_steps for name, cfg in configs.items()}
     summaries = {}
     for k in range(1, chunks + 1):
         for name, cfg in configs.items():
-            stop = totals[name] * k // chunks
             if k == chunks:
                 summaries[name] = train(cfg, work / name)
-            elif stop > 0:
-                with contextlib.suppress(KeyboardInterrupt):
-                    train(cfg.model_copy(update={"stop_after_steps": stop}), work / name)
+            else:
+                with contextlib.suppress(Paused):
+                    train(cfg.model_copy(update={"pause_at_fraction": k / chunks}), work / name)
     return summaries
 
 

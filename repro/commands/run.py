@@ -34,6 +34,13 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(run=run)
 
 
+def timed_run_pairs(manifest: Any, runs: list[Any]) -> list[tuple[str, str]]:
+    """The run ids of each pair of runs whose training times the table divides, seed by seed."""
+    by_key = {(r.row, r.key, r.seed): r.run_id for r in runs}
+    return [(by_key[row, num, seed], by_key[row, den, seed]) for row, num, den in manifest.timed_pairs()
+            for (r, k, seed) in list(by_key) if (r, k) == (row, num) and (row, den, seed) in by_key]
+
+
 def run(args: argparse.Namespace) -> int:
     from repro.launch.local import run_locally
     from repro.launch.manifest import load_manifest, manifest_path
@@ -41,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(manifest_path(args.manifest))
     runs = resolve(manifest, args.profile, args.only, args.seeds)
-    outcomes = run_locally(runs, args.runs)
+    outcomes = run_locally(runs, args.runs, side_by_side=timed_run_pairs(manifest, runs))
     counts = Counter(o.status for o in outcomes)
     print(f"table {manifest.table} ({args.profile}): " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     not_started = counts.get("no-runner", 0) + counts.get("blocked", 0)

@@ -178,6 +178,11 @@ class Profile(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict)
 
 
+TIME_METRIC = "wall_time"
+"""The metric of the wall-time speedup columns (``source: ratio``); on CPU their cells use ``cpu_time``
+(:func:`repro.results.collect.time_measure`)."""
+
+
 class Manifest(_Strict):
     table: int = Field(ge=1)
     title: str
@@ -215,6 +220,12 @@ class Manifest(_Strict):
                     if run not in row.runs:
                         raise ValueError(f"{where}: column {key!r} needs a run {run!r} in this row's runs")
         return self
+
+    def timed_pairs(self) -> list[tuple[str, str, str]]:
+        """(row label, numerator run key, denominator run key) of every training-time ratio the table shows."""
+        return [(row.label, str(col.numerator), str(col.denominator)) for col in self.columns
+                if col.source == "ratio" and col.metric == TIME_METRIC for row in self.rows
+                if row.cells[col.key] is not None and col.numerator in row.runs and col.denominator in row.runs]
 
     def row(self, label: str) -> Row:
         for row in self.rows:

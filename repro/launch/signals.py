@@ -24,6 +24,12 @@ class Preempted(Exception):
     """Raised by the training loop after it wrote a checkpoint because preemption was requested."""
 
 
+class Paused(KeyboardInterrupt):
+    """Raised by the training loop after it wrote a checkpoint where its config said to stop
+    (``stop_after_steps``, ``pause_at_fraction``): an interruption the caller asked for, a KeyboardInterrupt so
+    that nothing takes the run for done."""
+
+
 class PreemptionFlag:
     """A flag set from a signal handler and polled by the training loop (thread-safe, process-global)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from repro.launch.manifest import Manifest, cell_value
+from repro.launch.manifest import TIME_METRIC, Manifest, cell_value
 from repro.launch.resolve import ResolvedRun, resolve
 from repro.launch.rundir import is_finite_number, run_info
 
@@ -58,10 +58,6 @@ def collect_runs(root: str | Path = "runs") -> pd.DataFrame:
     records = [read_run(p) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
     frame = pd.DataFrame.from_records(records, columns=None if records else ["run_id", "status", "path"])
     return frame.set_index("run_id", drop=False)
-
-
-TIME_METRIC = "wall_time"
-"""The metric of the wall-time speedup columns; on CPU their cells use ``cpu_time`` (:func:`time_measure`)."""
 
 
 def time_measure(runs: pd.DataFrame, run_ids: list[str]) -> str:

@@ -28,7 +28,10 @@ run on it, ``repro.launch.resolve``). A :class:`Task` holds:
 * ``gpus`` -- how many GPUs a run of this task trains on, on a GPU cluster, where its recipe fixes it (the
   shipped MMDetection / MMSegmentation configs: 8 GPUs); ``None``: the manifest profile's ``gpus``, else the
   cluster profile's nodes x gpus_per_node (:func:`repro.launch.cluster.run_gpus`). A resource, not part of the
-  run's identity: the configs hold the global batch, which the trainers split over the processes there are.
+  run's identity: the configs hold the global batch, which the trainers split over the processes there are;
+* ``pauses`` -- whether ``run`` honours ``pause_at_fraction`` in its config (stop with a checkpoint once that share
+  of the compute is done, raising :class:`repro.launch.signals.Paused`), as the engine does: the local executor
+  then trains two runs whose times a table compares in turns (:mod:`repro.launch.local`).
 
 Adding a task: write ``repro/tasks/<name>.py`` with ``register(Task(...))`` (one module may register several, e.g.
 a pre-training and its fine-tuning: ``in22k.py``), add the module to :data:`BUILTIN`, add
@@ -74,6 +77,7 @@ class Task:
     requires_upstream: bool = False
     data: Callable[[Config], Path | None] = dataset_root
     gpus: int | None = None
+    pauses: bool = False
 
     def __post_init__(self) -> None:
         if self.gpus is not None and self.gpus < 1:

@@ -107,14 +107,14 @@ def run(config: dict[str, Any], run_dir: Path) -> None:
         from repro.core.curriculum import load
         from repro.launch.search import options, run_search
 
-        base = {k: v for k, v in config.items() if k != "search"}
+        base = {k: v for k, v in config.items() if k not in ("search", "pause_at_fraction")}  # the candidates'
         found = run_search(base, options(config["search"]).scaled(config.get("epochs")), root=Path(run_dir).parent,
                            out=Path(run_dir) / "search")
-        config = {**base, "schedule": load(found)}
+        config = {k: v for k, v in config.items() if k != "search"} | {"schedule": load(found)}
     if config.get("init_from"):  # a run link: the upstream run's directory is beside this one
         config = {**config, "init_from": str(Path(run_dir).parent / config["init_from"])}
     cfg = train_config(config)
     train(cfg, run_dir, cost_fn=zoo_cost_fn(cfg))
 
 
-TASK = register(Task("in1k", run=run, check=check))
+TASK = register(Task("in1k", run=run, check=check, pauses=True))

@@ -18,6 +18,6 @@ from __future__ import annotations
 
 from repro.tasks import Task, in1k, register
 
-PRETRAIN = register(Task("in22k", run=in1k.run, check=in1k.check))
+PRETRAIN = register(Task("in22k", run=in1k.run, check=in1k.check, pauses=True))
 FINETUNE = register(Task("in22k_finetune", run=in1k.run, check=in1k.check, upstream=frozenset({"in22k"}),
-                         requires_upstream=True))
+                         requires_upstream=True, pauses=True))

@@ -55,6 +55,6 @@ def finetune(config: dict[str, Any], run_dir: Path) -> None:
     in1k.run(_finetune_config(config), run_dir)  # finds the upstream run beside this one
 
 
-PRETRAIN = register(Task("mae", run=pretrain, check=check_pretraining))
+PRETRAIN = register(Task("mae", run=pretrain, check=check_pretraining, pauses=True))
 FINETUNE = register(Task("mae_finetune", run=finetune, check=check_finetuning, upstream=frozenset({"mae"}),
-                         requires_upstream=True))
+                         requires_upstream=True, pauses=True))

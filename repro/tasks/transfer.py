@@ -14,4 +14,4 @@ from __future__ import annotations
 from repro.tasks import Task, in1k, register
 
 TASK = register(Task("transfer", run=in1k.run, check=in1k.check, upstream=frozenset({"in1k"}),
-                     requires_upstream=True))
+                     requires_upstream=True, pauses=True))

@@ -138,6 +138,8 @@ class TrainConfig(BaseModel):
     wandb_project: str = "repro"
     wandb_group: str | None = None
     stop_after_steps: int | None = Field(default=None, gt=0)  # testing: simulate an interruption
+    # stop (checkpoint, then Paused) once this share of the planned compute is done: runs trained in turns
+    pause_at_fraction: float | None = Field(default=None, gt=0, lt=1)
 
     # messages: "{field}" names another setting (see describe)
     @field_validator("method")

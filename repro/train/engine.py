@@ -56,7 +56,7 @@ from repro.data.transforms import (
 )
 from repro.errors import UserError
 from repro.launch.rundir import RunLock, write_json_atomic
-from repro.launch.signals import stop_if_preempted
+from repro.launch.signals import Paused, stop_if_preempted
 from repro.methods import Methods
 from repro.train import checkpoint as ckpt
 from repro.train.config import ConfigError, TrainConfig
@@ -740,6 +740,12 @@ class Trainer:
                           + (f"; the earlier metrics.jsonl is kept as {kept.name}" if kept else ""))
 
     # -- the loop ------------------------------------------------------------------------------------------
+    def _pause_due(self, progress: PlanProgress) -> bool:
+        """Whether to stop here with a checkpoint (``stop_after_steps``, ``pause_at_fraction`` of the compute)."""
+        cfg = self.cfg
+        return ((cfg.stop_after_steps is not None and self.step >= cfg.stop_after_steps)
+                or (cfg.pause_at_fraction is not None and progress.done(self.nominal_step()) >= cfg.pause_at_fraction))
+
     def train(self) -> dict[str, Any]:
         with RunLock(self.out) if self.dist.is_main else contextlib.nullcontext():
             return self._train()
@@ -778,9 +784,11 @@ class Trainer:
             self.ddp_model.train()
             t_log, n_log = time.perf_counter(), 0
             while self.step < end_step:
-                if self.cfg.stop_after_steps is not None and self.step >= self.cfg.stop_after_steps:
+                if self._pause_due(progress):
+                    del batches  # its workers' CPU time counts only once they have exited
+                    self.clock.stage_finished()
                     self.save()
-                    raise KeyboardInterrupt(f"stopped after {self.step} steps (stop_after_steps)")
+                    raise Paused(f"paused at step {self.step} of {self.total_steps}")
                 nominal = self.nominal_step()
                 self.methods.step_start(self, stage.fraction(nominal))
                 with self.clock.step():
