@@ -85,7 +85,10 @@ def test_etpp_crosses_every_stage_with_worker_side_b_and_m(tmp_path, monkeypatch
 
 
 @pytest.mark.parametrize("method,extra", [("efficienttrain++", {"n_replay": 1, "replay_capacity": 3}),
-                                          ("efficienttrain", {}), ("baseline", {"model_ema": True})])
+                                          ("efficienttrain", {}), ("baseline", {"model_ema": True}),
+                                          # drop path draws from the global RNG, as a resumed loader did
+                                          ("baseline", {"drop_path": 0.1, "workers": 1}),
+                                          ("efficienttrain++", {"drop_path": 0.1, "workers": 1})])
 def test_interrupt_and_resume_is_bit_identical(tmp_path, method, extra):
     kw = dict(method=method, epochs=2, **extra)
     reference = train(cfg(**kw), tmp_path / "a")

@@ -347,6 +347,8 @@ class Trainer:
         self.entered = -1  # the last stage whose stage_start hooks ran fresh
         self.selection: SelectedEpoch | None = None  # the current epoch's samples, when a method selects
         self._batch_keys: Any = None  # the current loader's sampler and first step (sample indices of a step)
+        self._segment_end = 0  # the step the current loader's segment ends at
+        self._resumed_mid_segment = False  # restored from a checkpoint saved inside a segment
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -510,10 +512,15 @@ class Trainer:
                              lowpass=self.curriculum.stages[stage.index].lowpass)
         self._batch_keys = (sampler, start_step)
         workers = self.cfg.workers
+        # A loader takes its workers' base seed from the global torch RNG, which drop path and others draw from
+        # too. Its segment's first loader drew it before a mid-segment checkpoint; the loader that resumes there
+        # must not draw again, or the resumed run's stream is shifted (the batches come from their keys alone).
+        resumed, self._resumed_mid_segment = self._resumed_mid_segment, False
         return torch.utils.data.DataLoader(
             self.train_set, batch_sampler=sampler, num_workers=workers,
             persistent_workers=False, pin_memory=self.device.type == "cuda",
             prefetch_factor=4 if workers else None,
+            generator=torch.Generator().manual_seed(self.cfg.seed) if resumed else None,
         )
 
     # -- checkpoints ---------------------------------------------------------------------------------------
@@ -539,6 +546,7 @@ class Trainer:
             "stage_switch_seconds": list(self.stage_switch_seconds),
             "methods": {"entered": self.entered, "hooks": self.methods.state_dict()},
             "selection": self.selection.state_dict() if self.selection is not None else None,
+            "mid_segment": self.step < self._segment_end,  # the segment's loader drew from the RNG already
         }
 
     def check_state(self, state: dict[str, Any]) -> None:
@@ -591,6 +599,7 @@ class Trainer:
         np.random.set_state((kind, keys.numpy().astype(np.uint32), int(pos), int(has_gauss), float(gauss)))
         random.setstate(_as_tuple(rng["python"]))
         self.log.truncate(int(state["metrics_lines"]))
+        self._resumed_mid_segment = bool(state.get("mid_segment", False))  # absent from older checkpoints
 
     def save(self) -> None:
         """Rank 0 writes the checkpoint; under DDP with a replay buffer every other rank first writes its own
@@ -777,7 +786,7 @@ class Trainer:
             if steps == 0:  # an incomplete batch is all that is left of the epoch's samples: the next epoch
                 self.position = (self.position // self.n_train + 1) * self.n_train
                 continue
-            end_step = self.step + steps
+            end_step = self._segment_end = self.step + steps
             self.clock.stage_started()
             batches = iter(self._loader(stage, self.step, end_step))
             self.stage_switch_seconds.append(time.perf_counter() - t0)
