@@ -82,8 +82,8 @@ def to_markdown(manifest: Manifest, frame: pd.DataFrame) -> str:
     lines += ["", counts(frame) + "."]
     if (frame["measure"] == "cpu_time").any():
         lines += ["", "Wall-time speedups of runs on CPU are ratios of training CPU time (the process and its "
-                  "data-loader workers), which a competing load on the machine moves far less than wall time; the "
-                  "wall-time ratios are in the CSV (`wall_time_ratio`)."]
+                  "data-loader workers; the two runs of a ratio trained in turns), which a competing load on the "
+                  "machine moves far less than wall time; the wall-time ratios are in the CSV (`wall_time_ratio`)."]
     return "\n".join(lines) + "\n"
 
 
