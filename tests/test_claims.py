@@ -126,3 +126,22 @@ def test_the_convergence_bench_doubles_a_run_as_the_profile_would(tmp_path):
     assert short.config["warmup_epochs"] > 0
     assert doubled(short).config == long.config
     assert doubled(short).run_id == long.run_id != short.run_id
+
+
+def test_the_convergence_bench_compares_the_seeds_it_trained(tmp_path, monkeypatch):
+    """E and 2E over the same seeds: a seed of the E run left in the runs directory by another command (make
+    claims' 3 seeds) stays out of a ``--seeds 1`` bench (it pooled them: 3 seeds at E against 1 at 2E)."""
+    import toy_task
+
+    from repro.tasks import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "in1k", toy_task.TASK)
+    runs, out = tmp_path / "runs", tmp_path / "convergence.json"
+    args = ["bench", "convergence", "--rows", "ResNet-50", "--runs", str(runs), "--out", str(out)]
+    assert main([*args, "--seeds", "2"]) == 0
+    (seed1,) = [d for d in runs.iterdir() if d.name.endswith("-s1") and "baseline" in d.name
+                and json.loads((d / "config.json").read_text())["epochs"] == 30]
+    (seed1 / "summary.json").write_text(json.dumps({"top1": 50.0, "wall_time_s": 1.0}))  # another seed's result
+    assert main([*args, "--seeds", "1"]) == 0
+    row = json.loads(out.read_text())["rows"]["ResNet-50"]
+    assert (row["top1"], row["n"], row["top1_2x"], row["n_2x"], row["gain_2x"]) == (90.0, 1, 90.0, 1, 0.0)

@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     frame = collect_runs(args.runs)
     report: dict[str, Any] = {"profile": args.profile, "converged_within": CONVERGED_WITHIN, "rows": {}}
     print(f"{'row':<14} {'E':>5} {'top-1 at E':>16} {'top-1 at 2E':>16} {'2E - E':>7}")
+    seeds = {r.seed for r in baselines}  # what this bench trained: other seeds in the runs directory stay out
     for short, long in ((r, doubled(r)) for r in baselines if r.seed == 0):
-        a, b = (seed_values(frame, r.cell, "top1")[0] for r in (short, long))
+        a, b = ({k: v for k, v in seed_values(frame, r.cell, "top1")[0].items() if k in seeds} for r in (short, long))
         (ma, sa, na), (mb, sb, nb) = mean_std(list(a.values())), mean_std(list(b.values()))
         gain = None if ma is None or mb is None else mb - ma
         report["rows"][short.row] = {"epochs": short.config["epochs"], "top1": ma, "top1_std": sa, "n": na,
