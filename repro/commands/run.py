@@ -37,8 +37,9 @@ def add_parser(subparsers: Any) -> None:
 def timed_run_pairs(manifest: Any, runs: list[Any]) -> list[tuple[str, str]]:
     """The run ids of each pair of runs whose training times the table divides, seed by seed."""
     by_key = {(r.row, r.key, r.seed): r.run_id for r in runs}
+    seeds = sorted({r.seed for r in runs})
     return [(by_key[row, num, seed], by_key[row, den, seed]) for row, num, den in manifest.timed_pairs()
-            for (r, k, seed) in list(by_key) if (r, k) == (row, num) and (row, den, seed) in by_key]
+            for seed in seeds if (row, num, seed) in by_key and (row, den, seed) in by_key]
 
 
 def run(args: argparse.Namespace) -> int:
