@@ -113,30 +113,24 @@ def run_submit(args: argparse.Namespace) -> int:
         return run_local(args)
 
     from repro.launch.cluster import make_executor
-    from repro.launch.job import TRAIN_FN, follow, gpu_counts, plan_submission, submit_plan
+    from repro.launch.job import follow, gpu_counts, plan_submission, submit_resolved
 
     cluster = cluster_profile(args)
     without_runner = len(runs)
     runs = _with_runner(runs)
     without_runner -= len(runs)
     dirs = [root / r.run_id for r in runs]
-    gpus = gpu_counts(cluster, runs, dirs)
-    folder = root / "_submitit"
     job_name = f"table{manifest.table:02d}-{args.profile}"
     links = {root / r.run_id: root / r.upstream for r in runs if r.upstream is not None}
-    slurm = cluster.executor == "slurm"
     if args.dry_run:
-        executor = make_executor(cluster, folder, job_name=job_name, plan_only=True)
-        plan = plan_submission(dirs, upstream=links, dependencies=slurm, gpus=gpus)
+        slurm = cluster.executor == "slurm"
+        executor = make_executor(cluster, root / "_submitit", job_name=job_name, plan_only=True)
+        plan = plan_submission(dirs, upstream=links, dependencies=slurm, gpus=gpu_counts(cluster, runs, dirs))
         _print_plan(manifest.table, args.profile, cluster, runs, dirs, plan, without_runner)
         if slurm:
             _print_scripts(executor, cluster, plan)
         return 0
-    for r, d in zip(runs, dirs, strict=True):
-        RunDir(d).prepare(r.config, group=r.group)
-    executor = make_executor(cluster, folder, job_name=job_name)
-    plan = plan_submission(dirs, upstream=links, dependencies=slurm, gpus=gpus)
-    jobs = submit_plan(executor, plan, TRAIN_FN, cluster=cluster)
+    plan, jobs = submit_resolved(runs, root, cluster, job_name)
     submitted = [d for d in dirs if d in jobs]
     arrays = [a for a in plan.arrays if a[0] in jobs]
     print(f"table {manifest.table} ({args.profile}) on cluster profile {cluster.name!r}: {len(dirs)} runs, "

@@ -626,3 +626,21 @@ def follow(run_dirs: list[Path], poll: float, log: Callable[[str], None] | None 
         if not counts.keys() & {"queued", "running", "preempted", "unknown"}:
             return 1 if counts.get("failed") else 0
         time.sleep(poll)
+
+
+def submit_resolved(runs: list[Any], root: Path, cluster: ClusterProfile,
+                    job_name: str) -> tuple[SubmissionPlan, dict[Path, Any]]:
+    """Prepare each resolved run's directory under ``root`` and submit on ``cluster`` what needs it, by
+    :func:`submit_runs`' rules (one array per GPU count; ``afterok`` for a run that starts from another): the plan
+    and the jobs by run directory. GPU counts are checked before anything is written."""
+    from repro.launch.cluster import make_executor
+    from repro.launch.rundir import RunDir
+
+    dirs = [root / r.run_id for r in runs]
+    gpus = gpu_counts(cluster, runs, dirs)
+    for r, d in zip(runs, dirs, strict=True):
+        RunDir(d).prepare(r.config, group=r.group)
+    links = {root / r.run_id: root / r.upstream for r in runs if r.upstream is not None}
+    executor = make_executor(cluster, root / "_submitit", job_name=job_name)
+    plan = plan_submission(dirs, upstream=links, dependencies=cluster.executor == "slurm", gpus=gpus)
+    return plan, submit_plan(executor, plan, TRAIN_FN, cluster=cluster)

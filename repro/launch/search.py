@@ -51,7 +51,7 @@ from repro.errors import UserError
 from repro.launch.local import run_locally
 from repro.launch.manifest import RunSpec
 from repro.launch.resolve import ResolvedRun, _slug, config_hash
-from repro.launch.rundir import RunDir, write_json_atomic
+from repro.launch.rundir import write_json_atomic
 
 if TYPE_CHECKING:
     from repro.launch.cluster import ClusterProfile
@@ -293,18 +293,13 @@ def on_cluster(cluster: ClusterProfile, root: str | Path, poll: float = 10.0,
     """A search step's executor that submits the step's candidates as one job array on ``cluster`` (those neither
     finished nor queued / running, exactly as ``repro submit`` does) and follows them until none is queued or
     running; the search then scores what finished and names what did not."""
-    from repro.launch.cluster import make_executor
-    from repro.launch.job import TRAIN_FN, follow, gpu_counts, plan_submission, submit_plan
+    from repro.launch.job import follow, submit_resolved
 
     root = Path(root)
 
     def execute(runs: list[ResolvedRun]) -> None:
         dirs = [root / r.run_id for r in runs]
-        for r, d in zip(runs, dirs, strict=True):
-            RunDir(d).prepare(r.config, group=r.group)
-        executor = make_executor(cluster, root / "_submitit", job_name=f"search-{_slug(runs[0].row)}")
-        plan = plan_submission(dirs, dependencies=False, gpus=gpu_counts(cluster, runs, dirs))
-        jobs = submit_plan(executor, plan, TRAIN_FN, cluster=cluster)
+        _, jobs = submit_resolved(runs, root, cluster, f"search-{_slug(runs[0].row)}")
         ids = sorted({job.job_id.split("_")[0] for job in jobs.values()})
         log(f"search: {runs[0].row}: {len(jobs)} of {len(dirs)} candidates submitted"
             + (f" (job {', '.join(ids)})" if ids else "") + f" on cluster profile {cluster.name!r}")
