@@ -117,5 +117,7 @@ def test_a_paused_stage_keeps_its_workers_cpu_time_and_resumes_exactly(tmp_path)
         train(TrainConfig(**run, pause_at_fraction=0.5), tmp_path / "paused")
     resumed = train(TrainConfig(**run), tmp_path / "paused")
     assert (resumed["top1"], resumed["steps"]) == (whole["top1"], whole["steps"])
-    # without the shutdown, the first half's worker time was lost: about half of the uninterrupted run's
-    assert resumed["cpu_time_workers_s"] == pytest.approx(whole["cpu_time_workers_s"], rel=0.3)
+    # without the shutdown, the first half's worker time was lost: 0.57x the uninterrupted run's (0.23 vs 0.41 s);
+    # the pause adds a second loader start, whose workers' start-up counts too (measured up to 1.32x)
+    ratio = resumed["cpu_time_workers_s"] / whole["cpu_time_workers_s"]
+    assert 0.8 <= ratio <= 1.6, ratio
