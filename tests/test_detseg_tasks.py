@@ -95,6 +95,34 @@ def test_coco_runner_run_writes_ap_and_resumes(runs) -> None:  # type: ignore[no
 
 
 @pytest.mark.slow
+def test_a_diverged_detector_is_an_error_not_ap_zero(runs) -> None:  # type: ignore[no-untyped-def]
+    """mmengine logs a NaN loss and trains on; the run then scored AP 0.0 and was 'finished'."""
+    from repro.tasks import coco
+
+    run = runs / "det"
+    with pytest.raises(RuntimeError, match="not finite after training"):
+        coco.run(config("coco", "retinanet-1x", "Swin-Tiny", upstream(runs, "Swin-Tiny"),
+                        lr_scale={"retinanet-1x": 1e30}), run)
+    assert not (run / "summary.json").exists()
+
+
+def test_lr_scale_multiplies_the_shipped_learning_rate(runs) -> None:  # type: ignore[no-untyped-def]
+    from repro.errors import UserError
+    from repro.tasks import ade20k, coco
+
+    up = upstream(runs, "Swin-Tiny")
+    shipped = coco.build(config("coco", "cascade-mask-rcnn-1x", "Swin-Tiny", up), runs / "a")
+    scaled = coco.build(config("coco", "cascade-mask-rcnn-1x", "Swin-Tiny", up,
+                               lr_scale={"cascade-mask-rcnn-1x": 2, "retinanet-1x": 8}), runs / "b")
+    assert shipped.optim_wrapper.optimizer.lr == pytest.approx(2e-4)  # ConvNeXt's AdamW
+    assert scaled.optim_wrapper.optimizer.lr == pytest.approx(4e-4)
+    seg = ade20k.build(config("ade20k", "upernet-80k", "Swin-Tiny", up, lr_scale={"upernet-80k": 10}), runs / "c")
+    assert seg.optim_wrapper.optimizer.lr == pytest.approx(6e-4)
+    with pytest.raises(UserError, match="lr_scale"):
+        coco.build(config("coco", "retinanet-1x", "Swin-Tiny", up, lr_scale={"retinanet-1x": 0}), runs / "d")
+
+
+@pytest.mark.slow
 def test_ade20k_runner_run_writes_miou_single_and_ms_flip(runs) -> None:  # type: ignore[no-untyped-def]
     from repro.tasks import ade20k
 

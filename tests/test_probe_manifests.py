@@ -110,6 +110,10 @@ CASES: list[tuple[str, Callable[[Path], Path], str]] = [
      "profiles.full.overrides.lrr: unknown setting 'lrr' (did you mean 'lr'"),
     ("a profile override of the wrong type", _edit(lambda d: _full(d).update(overrides={"mixup": "lots"})),
      "profiles.full.overrides.mixup: Input should be a valid number"),
+    ("an unknown stand-in override", _edit(lambda d: _full(d).update(stand_ins={"coco": {
+        "dataset": "coco-proxy", "why": "w", "overrides": {"images_per_batchh": 8}}})),
+     "profiles.full.stand_ins.coco.overrides.images_per_batchh: unknown setting 'images_per_batchh' (did you mean "
+     "'images_per_batch'"),
     # runs
     ("negative epochs", _edit(lambda d: _run(d).update(epochs=-3)),
      "rows.0.runs.baseline.epochs: Input should be greater"),

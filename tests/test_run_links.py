@@ -103,6 +103,34 @@ def test_smoke_stand_ins_and_shared_proxies():
     assert {r.config["dataset"] for r in transfer} == {"digits"} and len({r.run_id for r in transfer}) == 3
 
 
+def test_a_stand_ins_overrides_set_its_runs_settings_under_the_runs_own(tmp_path):
+    """The COCO / ADE20K proxies' batch and learning-rate multiples come from their stand-in, over the base's
+    (images_per_batch 16) and the profile's; a run's own override still wins; the full profile keeps the base's."""
+    import shutil
+
+    from repro.launch.manifest import STAND_INS, manifest_path
+
+    det = {r.row: r for r in resolve(load_manifest(manifest_path(17)), "smoke") if r.key == "det"}
+    cascade = det["Cascade Mask-RCNN / Swin-T / Baseline"].config
+    assert cascade["images_per_batch"] == 8 and cascade["lr_scale"]["cascade-mask-rcnn-1x"] == 2
+    assert round(cascade["epochs"]) == 4 and cascade["dataset"] == "coco-proxy"
+    seg = next(r for r in resolve(load_manifest(manifest_path(18)), "smoke") if r.key == "seg").config
+    assert seg["lr_scale"] == {"upernet-80k": 10, "upernet-160k": 10} and seg["proxy_val_images"] == 100
+    full = next(r for r in resolve(load_manifest(manifest_path(17)), "full") if r.key == "det").config
+    assert full["images_per_batch"] == 16 and full["lr_scale"] == {}
+
+    for name in ("table17.yaml", "profiles", "base"):
+        source = manifest_path(17).parent / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, tmp_path / name)
+    shutil.copy(STAND_INS, tmp_path / "stand_ins.yaml")
+    text = (tmp_path / "table17.yaml").read_text()
+    own = "overrides: {detector: cascade-mask-rcnn-1x, images_per_batch: 4}}"
+    (tmp_path / "table17.yaml").write_text(text.replace("overrides: {detector: cascade-mask-rcnn-1x}}", own))
+    mine = next(r for r in resolve(load_manifest(tmp_path / "table17.yaml"), "smoke")
+                if r.key == "det" and r.row == "Cascade Mask-RCNN / Swin-T / Baseline")
+    assert mine.config["images_per_batch"] == 4
+
+
 def test_a_dependent_goes_on_once_another_process_finished_its_upstream(toy, tmp_path):
     """Two `repro run` on one runs directory: the upstream was busy (the other process trained it) when this one
     reached it, and is finished by the time its dependent comes up."""

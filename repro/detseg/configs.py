@@ -133,6 +133,15 @@ def set_backbone(cfg: Any, backbone: dict[str, Any], channels: list[int], stride
         aux.in_channels = model.decode_head.in_channels[aux.in_index]
 
 
+def scale_lr(cfg: Any, lr_scale: dict[str, float] | None, name: str) -> None:
+    """The shipped optimizer's learning rate times the run's ``lr_scale[name]`` (1 when absent): the CPU proxy's
+    few hundred iterations barely move at the shipped rates (experiments/stand_ins.yaml has the measurements)."""
+    factor = float((lr_scale or {}).get(name, 1.0))
+    if not 0 < factor < float("inf"):
+        raise UserError(f"lr_scale of {name} must be a positive number, got {factor}")
+    cfg.optim_wrapper.optimizer.lr = cfg.optim_wrapper.optimizer.lr * factor
+
+
 HEAD_WIDTH_KEYS = ("in_channels", "out_channels", "feat_channels", "channels", "conv_out_channels",
                    "fc_out_channels")
 

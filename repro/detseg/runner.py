@@ -92,8 +92,18 @@ def train_and_test(cfg: Any) -> dict[str, float]:
 
     register()
     runner = Runner.from_cfg(cfg)
-    runner.train()
+    check_finite(runner.train())
     return dict(runner.test())
+
+
+def check_finite(model: Any) -> None:
+    """A diverged training (a NaN loss: mmengine logs it and goes on) is an error, not a run that scores 0."""
+    import torch
+
+    bad = [name for name, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        raise RuntimeError(f"{len(bad)} weights are not finite after training (first: {bad[0]}): the training "
+                           "diverged; lower the learning rate (lr_scale)")
 
 
 def test_with(cfg: Any, checkpoint: Path, rewrite: Callable[[Any], None]) -> dict[str, float]:

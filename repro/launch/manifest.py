@@ -143,11 +143,13 @@ class StandIn(_Strict):
     """The data set a profile trains on where a run names a paper data set it does not have (``stand_ins``):
     ``max_train_images`` of its training split (the profile's subset size when null), and the stand-in's own
     ``epoch_scale`` where it has one (the detection / segmentation proxies: 2 % of a COCO 1x schedule is a
-    quarter of an epoch)."""
+    quarter of an epoch), and ``overrides``: settings of every run on the stand-in (the proxy detectors' batch and
+    learning rates), over the profile's and under the run's own."""
 
     dataset: str
     max_train_images: int | None = Field(default=None, gt=0)
     epoch_scale: float | None = Field(default=None, gt=0)
+    overrides: dict[str, Any] = Field(default_factory=dict)
     why: str
 
 
@@ -279,6 +281,8 @@ def load_manifest(path: str | Path) -> Manifest:
         raise UserError(f"{path}: table: file name says table {named} but the manifest says {manifest.table}")
     for name, profile in manifest.profiles.items():
         _check_overrides(path, f"profiles.{name}.overrides", profile.overrides, Profile)
+        for dataset, stand_in in profile.stand_ins.items():
+            _check_overrides(path, f"profiles.{name}.stand_ins.{dataset}.overrides", stand_in.overrides, StandIn)
     bases: dict[str, BaseConfig] = {}
     for i, row in enumerate(manifest.rows):
         for key, spec in row.runs.items():
@@ -358,6 +362,9 @@ def schedule_setting(schedule: str) -> str | dict[str, Any]:
 TASK_SETTINGS: dict[str, str] = {
     "detector": "Table 17: the COCO detector and its schedule (repro.detseg.configs.DETECTORS)",
     "segmentor": "Table 18: the ADE20K segmentor and its schedule (repro.detseg.configs.SEGMENTORS)",
+    "images_per_batch": "Tables 17/18: the detector's / segmentor's global batch (the shipped 16)",
+    "lr_scale": "Tables 17/18: detector / segmentor -> factor on its shipped learning rate",
+    "proxy_val_images": "Tables 17/18: validation canvases of the COCO / ADE20K proxies",
 }
 
 
@@ -406,7 +413,7 @@ def _check_overrides(path: Path, loc: str, overrides: dict[str, Any], owner: typ
     fields = TrainConfig.model_fields
     known = (set(fields) | RESOLVED_ONLY | set(EVALUATION_SETTINGS) | set(STUDY_SETTINGS) | set(TASK_SETTINGS)
              | {"search"})
-    kind = "run" if owner is RunSpec else "profile"
+    kind = {RunSpec: "run", StandIn: "stand-in"}.get(owner, "profile")
     for key, value in overrides.items():
         where = f"{path}: {loc}.{key}" + (f" ({row})" if row else "")
         if key in owner.model_fields:

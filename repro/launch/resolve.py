@@ -175,6 +175,8 @@ def run_config(spec: RunSpec, profile_name: str, profile: Profile, base: BaseCon
             config[key] = config[key] * scale
     profile_settings = {"batch_size": profile.global_batch} if profile.global_batch is not None else {}
     profile_settings.update(profile.overrides)
+    if stand_in:
+        profile_settings.update(stand_in.overrides)
     config.update({k: v for k, v in profile_settings.items() if k not in run_overrides})
     if upstream is not None:
         config["init_from"] = upstream

@@ -8,7 +8,8 @@ ratios 0.5-1.75 and horizontal flip, mmseg's ``SegTTAModel``), in percent. The d
 (``ADEChallengeData2016/`` under ``$REPRO_DATA_ADE20K`` or ``$REPRO_DATA/ade20k``) or the smoke profile's
 ``ade20k-proxy`` (:mod:`repro.detseg.proxy`). The schedule is the segmentor's iterations times the resolved
 ``epochs`` (1 = one schedule, so the profile's scaling applies). On the proxy the decode and auxiliary heads
-are 8x narrower (512 -> 64 channels), as the proxy encoders are tiny.
+are 8x narrower (512 -> 64 channels), as the proxy encoders are tiny, and its stand-in
+(experiments/stand_ins.yaml) sets the batch and a multiple of the shipped learning rate (``lr_scale``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def build(config: dict[str, Any], run_dir: Path) -> Any:
     iters = max(1, round(float(config["epochs"]) * rec.iters))  # type: ignore[operator]
     cfg.train_cfg.max_iters = iters
     runner.scale_iterations(cfg, iters, int(rec.iters))  # type: ignore[arg-type]
+    configs.scale_lr(cfg, config.get("lr_scale"), name)
     runner.common(cfg, run_dir, int(config.get("seed", 0)), int(config.get("workers", 2)),
                   int(config.get("images_per_batch", 16)))
     return cfg
