@@ -109,6 +109,22 @@ def test_table03_cells():
     assert t4[lfc, "m_9"] == cell["1st-150th ep / 151th-300th ep", "deit_small_top1_b128"] == 79.8
 
 
+def test_table04_m9_baseline_is_table3s_at_full_and_m9_on_the_proxy():
+    """The proxy trains RandAug m=3; Table 4's m=9 column must stay m=9 there (it was the m=3 baseline)."""
+    from repro.launch.resolve import resolve
+
+    def m9(table: int, profile: str, row: str, key: str) -> dict[str, object]:
+        run = next(r for r in resolve(load_manifest(manifest_path(table)), profile, [row], 1) if r.key == key)
+        return {"id": run.run_id, "aa": run.config["aa"]}
+
+    original = "Original (B=224) 1st-300th ep"
+    t3 = "- / 1st-300th ep (baseline)"
+    t3_key = "ds96"  # DeiT-Small
+    assert m9(4, "full", original, "m9") == m9(3, "full", t3, t3_key)
+    assert m9(4, "proxy", original, "m9")["aa"] == "rand-m9-mstd0.5-inc1"
+    assert m9(3, "proxy", t3, t3_key)["aa"] == "rand-m3-mstd0.5-inc1"
+
+
 def test_table11_cells():
     m = load_manifest(manifest_path(11))
     cell = _cells(11)
