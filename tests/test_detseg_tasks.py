@@ -122,6 +122,17 @@ def test_lr_scale_multiplies_the_shipped_learning_rate(runs) -> None:  # type: i
         coco.build(config("coco", "retinanet-1x", "Swin-Tiny", up, lr_scale={"retinanet-1x": 0}), runs / "d")
 
 
+def test_the_proxy_retinanet_clips_its_gradient_norm(runs) -> None:  # type: ignore[no-untyped-def]
+    """At 8x its learning rate one spike made a proxy RetinaNet NaN; the shipped config (and Cascade) clip nothing."""
+    from repro.tasks import coco
+
+    up = upstream(runs, "Swin-Tiny")
+    retina = coco.build(config("coco", "retinanet-1x", "Swin-Tiny", up), runs / "a")
+    assert retina.optim_wrapper.clip_grad == {"max_norm": 1.0, "norm_type": 2}
+    cascade = coco.build(config("coco", "cascade-mask-rcnn-1x", "Swin-Tiny", up), runs / "b")
+    assert cascade.optim_wrapper.get("clip_grad") is None
+
+
 @pytest.mark.slow
 def test_ade20k_runner_run_writes_miou_single_and_ms_flip(runs) -> None:  # type: ignore[no-untyped-def]
     from repro.tasks import ade20k
