@@ -28,8 +28,9 @@ PAPER_EPOCHS = 12
 DATASETS = ("coco", "coco-proxy")
 PROXY_NARROWING = 8  # the proxy detectors' neck and head widths: 256 -> 32 (repro.detseg.configs.narrow_heads)
 # RoIs sampled per canvas and Cascade stage on the proxy (shipped: 512); a canvas holds 1-3 objects, and 16 of
-# them keep the shipped quarter of positives (4). RoI Align's CPU backward on 1024 RoIs took a third of a step:
-# 64 -> 16 RoIs at batch 8 made a Swin-T step 0.5 s instead of 0.9 s
+# them keep the shipped quarter of positives (4). RoI Align's CPU backward took a third of a Swin-T step's forward
+# and backward at 64 RoIs x 16 canvases; 64 -> 32 cut that forward and backward from 1.47 s to 1.21 s, and batch 8
+# with 16 RoIs makes a whole step 0.5 s (2.2 s at batch 16 with 64)
 PROXY_ROIS = 16
 # RetinaNet's gradient-norm clip on the proxy (shipped: none). At 8x its learning rate (lr_scale) the Swin-T run
 # from the EfficientTrain pre-training went NaN at iteration 150; clipped at 1 it stays finite (AP^box 4.7). The
